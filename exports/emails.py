@@ -1,0 +1,39 @@
+"""The email that delivers a finished export: the file attached, or a link when it is large."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from .models import Task
+
+ATTACHMENT_NAME = "posts.json"
+
+
+def export_email_send(*, task: Task, post_count: int) -> bool:
+    """Send the export to its owner. Returns False when the user has no address to send to."""
+    user = task.user
+    if not user.email:
+        return False
+    size = task.file.size
+    attach = size <= settings.EXPORT_EMAIL_ATTACHMENT_MAX_BYTES
+    context = {
+        "user": user,
+        "post_count": post_count,
+        "attached": attach,
+        "size": size,
+        "download_url": settings.SITE_URL + reverse("exports:download", args=[task.id]),
+        "task_url": settings.SITE_URL + reverse("exports:detail", args=[task.id]),
+    }
+    message = EmailMessage(
+        subject="Your posts export is ready",
+        body=render_to_string("exports/email/export_ready.txt", context),
+        to=[user.email],
+    )
+    if attach:
+        with task.file.open("rb") as fh:
+            message.attach(ATTACHMENT_NAME, fh.read(), "application/json")
+    message.send()
+    return True

@@ -1,0 +1,81 @@
+"""The Task row: the single source of truth for a background job's state and progress."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class TaskQuerySet(models.QuerySet):
+    def for_user(self, user) -> TaskQuerySet:
+        return self.filter(user=user)
+
+    def unfinished(self) -> TaskQuerySet:
+        return self.filter(status__in=Task.UNFINISHED)
+
+    def recent_or_unfinished(self, *, within: timedelta = timedelta(hours=1)) -> TaskQuerySet:
+        """What a page opened now should show: work in progress and what just ended."""
+        return self.filter(Q(status__in=Task.UNFINISHED) | Q(finished_at__gte=timezone.now() - within))
+
+
+class Task(models.Model):
+    class Kind(models.TextChoices):
+        EXPORT_POSTS = "export_posts", "Posts export"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    UNFINISHED = (Status.QUEUED, Status.RUNNING)
+
+    # The id is ours, made before the job exists, and doubles as the RQ job id.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tasks")
+    kind = models.CharField(max_length=32, choices=Kind.choices, default=Kind.EXPORT_POSTS)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    # Bumped by every change, so a client can drop a message older than what it already shows.
+    seq = models.PositiveIntegerField(default=0)
+    detail = models.CharField(max_length=200, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    file = models.FileField(upload_to="exports/%Y/%m/", blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TaskQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # At most one unfinished task per user and kind: the database settles two launches
+            # that arrive at the same instant, not a check-then-insert in Python.
+            models.UniqueConstraint(
+                fields=["user", "kind"],
+                condition=Q(status__in=["queued", "running"]),
+                name="one_unfinished_task_per_user_and_kind",
+            ),
+            models.CheckConstraint(condition=Q(progress__lte=100), name="task_progress_at_most_100"),
+        ]
+        indexes = [models.Index(fields=["user", "-created_at"], name="task_user_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.id} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status not in self.UNFINISHED
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at is None:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at

@@ -1,0 +1,62 @@
+"""Streams a user's posts into a JSON document, in chunks, so memory stays flat at any size."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from itertools import islice
+from typing import BinaryIO
+
+import orjson
+from django.db.models import Count, Max
+from django.utils import timezone
+
+from posts.models import Post
+
+# The count is written before the posts but only known exactly after them (posts may be deleted
+# while the export runs), so the header reserves this many bytes and is patched at the end.
+_COUNT_WIDTH = 20
+
+
+def write_posts_json(
+    *,
+    author,
+    out: BinaryIO,
+    chunk_size: int,
+    on_progress: Callable[[int, int], None],
+) -> int:
+    """Write `{"user", "exported_at", "count", "posts": [...]}` to `out`; return the post count.
+
+    Posts are read as plain tuples (no model instances) in id order, `chunk_size` rows per
+    database round trip; each chunk is serialised by orjson in one call.
+    """
+    posts = Post.objects.by_author(author)
+    # Posts written after the export started are left for the next export.
+    bounds = posts.aggregate(total=Count("id"), last_id=Max("id"))
+    total = bounds["total"]
+    rows = (
+        posts.filter(id__lte=bounds["last_id"] or 0)
+        .order_by("id")
+        .values_list("id", "body", "created_at")
+        .iterator(chunk_size=chunk_size)
+    )
+
+    header = orjson.dumps({"user": author.get_username(), "exported_at": timezone.now()})
+    out.write(header[:-1] + b',"count":')
+    count_offset = out.tell()
+    out.write(b" " * _COUNT_WIDTH + b',"posts":[')
+
+    written = 0
+    while chunk := list(islice(rows, chunk_size)):
+        encoded = orjson.dumps([{"id": pk, "body": body, "created_at": created} for pk, body, created in chunk])
+        if written:
+            out.write(b",")
+        out.write(encoded[1:-1])  # the chunk's items without its own brackets
+        written += len(chunk)
+        on_progress(written, total)
+    out.write(b"]}\n")
+
+    out.seek(count_offset)
+    out.write(str(written).encode().rjust(_COUNT_WIDTH))
+    out.seek(0, io.SEEK_END)
+    return written

@@ -1,0 +1,84 @@
+"""The live task feed at /ws/notifications/ (protocol: docs/protocol.md). Kept dumb on purpose:
+authenticate, join the right group, send a snapshot, forward task changes."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import parse_qs
+
+import orjson
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from exports.selectors import task_snapshot_for
+
+from .groups import STAFF_GROUP, user_group_name
+
+CLOSE_UNAUTHENTICATED = 4401
+# Client messages are tiny ({"type": "ping"}); anything bigger is refused unread.
+MAX_CLIENT_MESSAGE_BYTES = 4096
+# Replies to a misbehaving client are rate-limited, so a flood cannot make the server buffer
+# an unbounded backlog of error messages for a client that never reads them.
+ERROR_REPLIES_PER_WINDOW = 10
+ERROR_WINDOW_SECONDS = 10.0
+
+
+class TaskNotificationsConsumer(AsyncWebsocketConsumer):
+    groups_joined: tuple[str, ...] = ()
+
+    async def connect(self) -> None:
+        user = self.scope["user"]
+        if not user.is_authenticated:
+            # Accept, then close with a code the page's script can read (a rejected handshake
+            # looks the same as a network error to a browser).
+            await self.accept()
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        self.all_users = user.is_staff and query.get("scope") == ["all"]
+        self.groups_joined = (STAFF_GROUP,) if self.all_users else (user_group_name(user.pk),)
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        self._error_window_start, self._error_replies = time.monotonic(), 0
+        await self.accept()
+        await self._send_snapshot()
+
+    async def disconnect(self, code: int) -> None:
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if bytes_data is not None:
+            return await self._reply_error("Binary frames are not supported.")
+        if len(text_data) > MAX_CLIENT_MESSAGE_BYTES:
+            return await self._reply_error("Message too large.")
+        try:
+            message = orjson.loads(text_data)
+        except orjson.JSONDecodeError:
+            return await self._reply_error("Invalid JSON.")
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "ping":
+            await self._send_json({"type": "pong"})
+        elif kind == "snapshot":
+            await self._send_snapshot()
+        else:
+            await self._reply_error("Unknown message type.")
+
+    async def task_update(self, event: dict) -> None:
+        """A task changed (sent by notifications.publish as type "task.update")."""
+        await self._send_json({"type": "task", "task": event["task"]})
+
+    async def _send_snapshot(self) -> None:
+        tasks = await database_sync_to_async(task_snapshot_for)(user=self.scope["user"], all_users=self.all_users)
+        await self._send_json({"type": "snapshot", "tasks": tasks})
+
+    async def _reply_error(self, error: str) -> None:
+        now = time.monotonic()
+        if now - self._error_window_start > ERROR_WINDOW_SECONDS:
+            self._error_window_start, self._error_replies = now, 0
+        if self._error_replies < ERROR_REPLIES_PER_WINDOW:
+            self._error_replies += 1
+            await self._send_json({"type": "error", "error": error})
+
+    async def _send_json(self, payload: dict) -> None:
+        await self.send(text_data=orjson.dumps(payload).decode())

@@ -1,0 +1,86 @@
+"""The one place that sends to the channel layer: task changes, to the owner and to staff.
+
+Workers are synchronous. `async_to_sync(layer.group_send)` per call would build a new event loop
+and a new Redis connection each time (~3 ms). Instead each process keeps one event loop in a
+daemon thread for its whole life, so the layer keeps one connection, and a progress update costs
+a hand-off to that thread. RQ forks a work horse per job, so the loop is made per process id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from channels.layers import get_channel_layer
+
+from .groups import STAFF_GROUP, user_group_name
+
+logger = logging.getLogger(__name__)
+
+# How long a final state may wait for delivery to Redis before the job moves on.
+FINAL_SEND_TIMEOUT = 3.0
+
+
+class _LayerPublisher:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid: int | None = None
+        self._failing = False
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._pid != os.getpid():
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="channel-layer-publisher", daemon=True).start()
+                self._loop, self._pid = loop, os.getpid()
+            return self._loop
+
+    async def _send(self, groups: tuple[str, ...], message: dict[str, Any]) -> None:
+        layer = get_channel_layer()
+        for group in groups:
+            await layer.group_send(group, message)
+
+    def send(self, groups: tuple[str, ...], message: dict[str, Any], *, wait: bool) -> bool:
+        """Hand the message to the loop; with `wait`, block until Redis took it. Never raises."""
+        future = asyncio.run_coroutine_threadsafe(self._send(groups, message), self._event_loop())
+        future.add_done_callback(self._log_outcome)
+        if not wait:
+            return True
+        try:
+            future.result(timeout=FINAL_SEND_TIMEOUT)
+        except FutureTimeout:
+            future.cancel()
+            logger.warning("Channel layer did not accept a final task state within %ss", FINAL_SEND_TIMEOUT)
+            return False
+        except Exception:
+            return False  # already logged by _log_outcome
+        return True
+
+    def _log_outcome(self, future: Future) -> None:
+        # Log a failing layer once, not once per progress update, and say when it is back.
+        error = None if future.cancelled() else future.exception()
+        if error is not None and not self._failing:
+            self._failing = True
+            logger.warning("Live updates are not being delivered (channel layer error: %r)", error)
+        elif error is None and self._failing:
+            self._failing = False
+            logger.info("Live updates are being delivered again")
+
+
+_publisher = _LayerPublisher()
+
+
+def publish_task_update(*, user_id: int, task: dict[str, Any], final: bool) -> bool:
+    """Tell the owner's open pages and staff that a task changed. `final` waits for delivery.
+
+    Delivery is at-most-once: the task row stays the truth, and a page that missed this
+    catches up from the snapshot it gets on (re)connect.
+    """
+    message = {"type": "task.update", "task": task}
+    return _publisher.send((user_group_name(user_id), STAFF_GROUP), message, wait=final)

@@ -1,0 +1,5 @@
+from django.urls import path
+
+from .consumers import TaskNotificationsConsumer
+
+websocket_urlpatterns = [path("ws/notifications/", TaskNotificationsConsumer.as_asgi())]

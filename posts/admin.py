@@ -1,0 +1,10 @@
+from django.contrib import admin
+
+from .models import Post
+
+
+@admin.register(Post)
+class PostAdmin(admin.ModelAdmin):
+    list_display = ["id", "author", "created_at"]
+    search_fields = ["author__username"]
+    raw_id_fields = ["author"]

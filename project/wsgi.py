@@ -1,0 +1,8 @@
+"""WSGI entry point, for plain HTTP servers; daphne serves project.asgi instead."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+application = get_wsgi_application()

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from exports.queue import default_queue
+
+from .factories import PASSWORD, UserFactory
+from .processes import CapturedSMTP
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_test_redis():
+    """Tests use their own Redis database number (tests/settings.py); start it empty."""
+    default_queue().connection.flushdb()
+    yield
+    default_queue().connection.flushdb()
+
+
+@pytest.fixture
+def queue():
+    q = default_queue()
+    q.connection.flushdb()
+    return q
+
+
+@pytest.fixture
+def user(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def other_user(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def client_for():
+    def make(user, **kwargs) -> Client:
+        client = Client(**kwargs)
+        assert client.login(username=user.username, password=PASSWORD)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def user_client(user, client_for) -> Client:
+    return client_for(user)
+
+
+@pytest.fixture
+def smtp_server():
+    with CapturedSMTP() as server:
+        yield server

@@ -1,0 +1,147 @@
+"""Launching an export: POST /exports/, the one-unfinished-export rule, and a Redis outage."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.test import Client
+from django.urls import reverse
+from redis import Redis
+from rq import Queue
+
+from exports import services
+from exports.models import Task
+from exports.services import ExportAlreadyRunning, export_start
+from tests.factories import TaskFactory, UserFactory
+from tests.processes import free_port
+
+JSON = {"HTTP_ACCEPT": "application/json"}
+EXPORTS_URL = "/exports/"
+
+
+def test_json_launch_returns_202_and_enqueues_after_commit(
+    user_client, user, queue, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = user_client.post(EXPORTS_URL, **JSON)
+        assert queue.count == 0, "nothing may be enqueued before the transaction commits"
+
+    assert response.status_code == 202
+    body = response.json()
+    assert set(body) == {
+        "id",
+        "kind",
+        "status",
+        "progress",
+        "seq",
+        "detail",
+        "error",
+        "download_url",
+        "created_at",
+        "started_at",
+        "finished_at",
+    }
+    assert body["status"] == "queued" and body["progress"] == 0 and body["download_url"] is None
+    assert len(callbacks) == 1
+    assert queue.job_ids == [body["id"]], "the job id is the task id"
+    job = queue.fetch_job(body["id"])
+    assert job.func_name == "exports.jobs.export_posts_job" and job.args == (body["id"],)
+    assert Task.objects.get(pk=body["id"]).user == user
+
+
+def test_html_launch_redirects_to_the_task_page(user_client, queue, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = user_client.post(EXPORTS_URL, follow=True)
+    task = Task.objects.get()
+    assert response.redirect_chain[-1][0] == reverse("exports:detail", args=[task.id])
+    assert b"Export started" in response.content
+    assert b'role="progressbar"' in response.content
+
+
+def test_second_launch_while_unfinished_returns_the_existing_task(user_client, user, queue):
+    running = TaskFactory(user=user, status=Task.Status.RUNNING, progress=40)
+
+    response = user_client.post(EXPORTS_URL, **JSON)
+    assert response.status_code == 409
+    assert response.json()["id"] == str(running.id)
+    assert response.json()["progress"] == 40
+
+    response = user_client.post(EXPORTS_URL, follow=True)
+    assert response.redirect_chain[-1][0] == reverse("exports:detail", args=[running.id])
+    assert b"already have an export in progress" in response.content
+    assert Task.objects.count() == 1 and queue.count == 0
+
+
+def test_a_finished_export_does_not_block_a_new_one(user_client, user, queue, django_capture_on_commit_callbacks):
+    TaskFactory(user=user, status=Task.Status.SUCCEEDED)
+    TaskFactory(user=user, status=Task.Status.FAILED)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert user_client.post(EXPORTS_URL, **JSON).status_code == 202
+
+
+def test_database_constraint_allows_one_unfinished_task_per_user(user):
+    TaskFactory(user=user, status=Task.Status.QUEUED)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        TaskFactory(user=user, status=Task.Status.RUNNING)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_launches_create_exactly_one_task(queue):
+    user = UserFactory()
+    barrier = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def launch():
+        barrier.wait()
+        try:
+            export_start(user=user)
+            outcomes.append("created")
+        except ExportAlreadyRunning:
+            outcomes.append("told it exists")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=launch) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes) == ["created"] + ["told it exists"] * 3
+    assert Task.objects.filter(user=user).count() == 1
+    assert queue.count == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_redis_unreachable_gives_503_and_leaves_no_task(client_for, monkeypatch):
+    # Committed for real (no test transaction around it), so on_commit runs inside the request.
+    user_client = client_for(UserFactory())
+    # A real connection to a port where nothing listens: the same error as Redis being down.
+    dead_redis = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
+    dead_queue = Queue("default", connection=dead_redis)
+    monkeypatch.setattr(services, "default_queue", lambda: dead_queue)
+
+    response = user_client.post(EXPORTS_URL, **JSON)
+    assert response.status_code == 503
+    assert "unavailable" in response.json()["error"]
+    assert Task.objects.count() == 0
+
+    response = user_client.post(EXPORTS_URL)
+    assert response.status_code == 503
+    assert b"background service is unavailable" in response.content
+    assert Task.objects.count() == 0
+
+
+def test_anonymous_launch_is_refused(db, queue):
+    assert Client().post(EXPORTS_URL, **JSON).status_code == 401
+    response = Client().post(EXPORTS_URL)
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+    assert Task.objects.count() == 0
+
+
+def test_launch_requires_csrf_token(user, client_for, queue):
+    client = client_for(user, enforce_csrf_checks=True)
+    assert client.post(EXPORTS_URL).status_code == 403
+    assert Task.objects.count() == 0
