@@ -1,9 +1,10 @@
 """Staff view of every task; read-only, since tasks change only through their jobs."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from .models import Task
+from .services import ExportAlreadyRunning, QueueUnavailable, TaskAlreadyFinished, export_cancel, export_start
 
 
 @admin.register(Task)
@@ -24,6 +25,7 @@ class TaskAdmin(admin.ModelAdmin):
     search_fields = ["user__username"]
     list_select_related = ["user"]
     date_hierarchy = "created_at"
+    actions = ["cancel_tasks", "retry_tasks"]
     readonly_fields = [f.name for f in Task._meta.fields] + ["duration_display"]
 
     # Every staff member may watch tasks, without a per-model permission to grant first.
@@ -59,3 +61,32 @@ class TaskAdmin(admin.ModelAdmin):
     def duration_display(self, task: Task) -> str:
         duration = task.duration
         return "—" if duration is None else f"{duration.total_seconds():.1f} s"
+
+    @admin.action(description="Cancel selected queued or running tasks")
+    def cancel_tasks(self, request, queryset) -> None:
+        cancelled = 0
+        for task in queryset.filter(status__in=Task.UNFINISHED):
+            try:
+                export_cancel(task=task)
+                cancelled += 1
+            except TaskAlreadyFinished:
+                pass
+        self.message_user(request, f"Cancelled {cancelled} task(s).", messages.SUCCESS)
+
+    @admin.action(description="Retry selected tasks (a new task for the same user and kind)")
+    def retry_tasks(self, request, queryset) -> None:
+        started, skipped = 0, []
+        for task in queryset.select_related("user"):
+            try:
+                export_start(user=task.user)
+                started += 1
+            except ExportAlreadyRunning:
+                skipped.append(task.user.get_username())
+            except QueueUnavailable as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                return
+        self.message_user(request, f"Started {started} new task(s).", messages.SUCCESS)
+        if skipped:
+            self.message_user(
+                request, f"Skipped, an export is already unfinished for: {', '.join(skipped)}", messages.WARNING
+            )

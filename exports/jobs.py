@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import logging
-import smtplib
 
-from rq.timeouts import JobTimeoutException
-
-from .services import export_produce
-from .task_state import task_mark_failed, task_mark_running
+from .errors import user_error_for
+from .files import partial_discard
+from .reconcile import tasks_reconcile
+from .services import export_produce, exports_expire
+from .task_state import task_mark_cancelled, task_mark_failed, task_mark_running
 
 logger = logging.getLogger(__name__)
-
-UNEXPECTED_ERROR = "The export failed unexpectedly. Please try again; the team has the details."
-
-
-def user_error_for(exc: BaseException) -> str:
-    """A short message a user can act on; the traceback goes to the log, not to them."""
-    if isinstance(exc, JobTimeoutException):
-        return "The export timed out."
-    if isinstance(exc, (smtplib.SMTPException, ConnectionError)):
-        return "The export was written but the email could not be sent."
-    if isinstance(exc, OSError):
-        return "The export file could not be stored."
-    return UNEXPECTED_ERROR
 
 
 def export_posts_job(task_id: str) -> str:
@@ -38,3 +25,19 @@ def export_posts_job(task_id: str) -> str:
         task_mark_failed(task_id, error=user_error_for(exc))
         raise  # RQ records the job in its failed registry for operators
     return "succeeded"
+
+
+def export_job_stopped(job, connection) -> None:
+    """RQ's on_stopped callback, run by the worker after a stop-job command killed the horse."""
+    partial_discard(job.id)
+    task_mark_cancelled(job.id)
+
+
+def tasks_reconcile_job() -> dict[str, int]:
+    """Scheduled: the safety net for lost jobs (exports/reconcile.py)."""
+    return tasks_reconcile()
+
+
+def exports_expire_job() -> int:
+    """Scheduled: delete export files past the retention period."""
+    return exports_expire()

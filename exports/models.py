@@ -18,6 +18,11 @@ class TaskQuerySet(models.QuerySet):
     def unfinished(self) -> TaskQuerySet:
         return self.filter(status__in=Task.UNFINISHED)
 
+    def expirable(self, *, before) -> TaskQuerySet:
+        return self.filter(status=Task.Status.SUCCEEDED, expired_at__isnull=True, finished_at__lt=before).exclude(
+            file=""
+        )
+
     def recent_or_unfinished(self, *, within: timedelta = timedelta(hours=1)) -> TaskQuerySet:
         """What a page opened now should show: work in progress and what just ended."""
         return self.filter(Q(status__in=Task.UNFINISHED) | Q(finished_at__gte=timezone.now() - within))
@@ -50,6 +55,8 @@ class Task(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Set when the retention period deleted the file: the download link then says so.
+    expired_at = models.DateTimeField(null=True, blank=True)
 
     objects = TaskQuerySet.as_manager()
 

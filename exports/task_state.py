@@ -37,6 +37,11 @@ def _transition(
     return task
 
 
+def task_announce(task: Task) -> None:
+    """Push a new task's first state (seq 0) to the owner's other open pages."""
+    publish_task_update(user_id=task.user_id, task=task_to_dict(task), final=False)
+
+
 def task_mark_running(task_id: uuid.UUID | str, *, detail: str = "Starting…") -> Task | None:
     return _transition(
         task_id,
@@ -72,6 +77,28 @@ def task_mark_failed(task_id: uuid.UUID | str, *, error: str) -> Task | None:
         status=Task.Status.FAILED,
         error=error[:ERROR_MAX_LENGTH],
         finished_at=timezone.now(),
+    )
+
+
+def task_mark_cancelled(task_id: uuid.UUID | str, *, detail: str = "Cancelled.") -> Task | None:
+    return _transition(
+        task_id,
+        allowed_from=Task.UNFINISHED,
+        final=True,
+        status=Task.Status.CANCELLED,
+        detail=detail,
+        finished_at=timezone.now(),
+    )
+
+
+def task_mark_expired(task_id: uuid.UUID | str) -> Task | None:
+    return _transition(
+        task_id,
+        allowed_from=(Task.Status.SUCCEEDED,),
+        final=True,
+        file="",
+        expired_at=timezone.now(),
+        detail="This export has expired; its file was deleted. Start a new export to get a fresh copy.",
     )
 
 

@@ -4,13 +4,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from .emails import ATTACHMENT_NAME
 from .http import login_required_json_or_redirect, wants_json
 from .models import Task
 from .selectors import task_get_for_user, task_list_for_user, task_to_dict
-from .services import ExportAlreadyRunning, QueueUnavailable, export_start
+from .services import ExportAlreadyRunning, QueueUnavailable, TaskAlreadyFinished, export_cancel, export_start
 
 
 @require_http_methods(["GET", "POST"])
@@ -46,6 +46,23 @@ def _export_launch(request):
 def export_detail(request, task_id):
     task = task_get_for_user(user=request.user, task_id=task_id)
     return render(request, "exports/export_detail.html", {"task": task, "task_json": task_to_dict(task)})
+
+
+@require_POST
+@login_required_json_or_redirect
+def export_cancel_view(request, task_id):
+    task = task_get_for_user(user=request.user, task_id=task_id)
+    try:
+        task = export_cancel(task=task)
+    except TaskAlreadyFinished as exc:
+        if wants_json(request):
+            return JsonResponse(task_to_dict(exc.task), status=409)
+        messages.info(request, str(exc))
+        return redirect("exports:detail", task_id=task.id)
+    if wants_json(request):
+        return JsonResponse(task_to_dict(task))
+    messages.success(request, "Export cancelled.")
+    return redirect("exports:detail", task_id=task.id)
 
 
 @require_GET

@@ -136,6 +136,8 @@ RQ = {
     # The services enqueue inside transaction.on_commit themselves (exports/services.py), so the
     # deferral is visible in the code; django-rq must not defer a second time.
     "COMMIT_MODE": "auto",
+    # Heartbeats running jobs every few seconds and ends a task whose work horse dies (exports/worker.py).
+    "WORKER_CLASS": "exports.worker.TaskWorker",
 }
 RQ_SHOW_ADMIN_LINK = True
 
@@ -163,6 +165,28 @@ EXPORT_EMAIL_ATTACHMENT_MAX_BYTES = env.int("EXPORT_EMAIL_ATTACHMENT_MAX_BYTES",
 EXPORT_CHUNK_SIZE = env.int("EXPORT_CHUNK_SIZE", default=2000)
 # Minimum seconds between two progress updates of one task (row write + live push).
 EXPORT_PROGRESS_INTERVAL = env.float("EXPORT_PROGRESS_INTERVAL", default=0.25)
+
+# Hard limit for one export job; past it the task ends "failed" with "The export timed out."
+EXPORT_JOB_TIMEOUT = env.int("EXPORT_JOB_TIMEOUT", default=15 * 60)
+# Transient faults (SMTP refused, storage error) are retried this many times in all, with
+# exponential backoff starting at EXPORT_RETRY_BACKOFF seconds, before the task fails.
+EXPORT_RETRY_ATTEMPTS = env.int("EXPORT_RETRY_ATTEMPTS", default=4)
+EXPORT_RETRY_BACKOFF = env.float("EXPORT_RETRY_BACKOFF", default=2.0)
+# Finished export files are deleted after this many days; the task then shows "expired".
+EXPORT_RETENTION_DAYS = env.int("EXPORT_RETENTION_DAYS", default=7)
+# Exports are written here first, under the task id, then moved into storage. Inside MEDIA_ROOT so
+# that whichever process cleans up after a killed job (worker, scheduler job, web) can reach it.
+EXPORT_WORK_DIR = Path(env.str("EXPORT_WORK_DIR", default=str(MEDIA_ROOT / "exports-in-progress")))
+
+# --- Safety net for lost jobs (exports/reconcile.py) ----------------------------------------
+# Workers heartbeat their running job this often (RQ's default is 30 s)...
+WORKER_JOB_HEARTBEAT_SECONDS = env.int("WORKER_JOB_HEARTBEAT_SECONDS", default=5)
+# ...so a running task whose job has not heartbeaten for this long lost its worker.
+TASK_LOST_AFTER_SECONDS = env.int("TASK_LOST_AFTER_SECONDS", default=20)
+# A queued task whose job is missing from Redis this long after creation is re-enqueued.
+TASK_QUEUED_GRACE_SECONDS = env.int("TASK_QUEUED_GRACE_SECONDS", default=15)
+# How often the scheduler (`manage.py rqcron exports.cron`) runs the reconciliation.
+TASK_RECONCILE_INTERVAL_SECONDS = env.int("TASK_RECONCILE_INTERVAL_SECONDS", default=10)
 
 # --- Security -------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

@@ -60,16 +60,19 @@ def wait_for_port(port: int, timeout: float = 20) -> None:
 
 
 @contextmanager
-def running(args: list[str], env: dict[str, str], log_name: str):
+def running(args: list[str], env: dict[str, str], log_name: str, new_session: bool = False):
     """Run a long-lived child (daphne, a worker) for the duration of a `with` block."""
     out_dir = Path(env.get("TEST_OUTPUT_DIR", ROOT / "test-output"))
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / f"{log_name}.log", "w") as log:
-        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=new_session
+        )
         try:
             yield proc
         finally:
-            proc.terminate()
+            if proc.poll() is None:
+                proc.terminate()
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -88,21 +91,83 @@ def daphne(env: dict[str, str], port: int | None = None):
 
 @contextmanager
 def worker(env: dict[str, str], name: str = "worker"):
-    with running([sys.executable, "manage.py", "rqworker", "default"], env, name) as proc:
+    """`manage.py rqworker default` in its own process group, so a test can kill it whole."""
+    with running([sys.executable, "manage.py", "rqworker", "default"], env, name, new_session=True) as proc:
         yield proc
 
 
-class CapturedSMTP:
-    """A real SMTP server on loopback (aiosmtpd) that keeps every message it receives."""
+@contextmanager
+def scheduler(env: dict[str, str], name: str = "scheduler"):
+    """`manage.py rqcron exports.cron`: enqueues the periodic jobs (reconciliation, expiry)."""
+    with running([sys.executable, "manage.py", "rqcron", "exports.cron"], env, name) as proc:
+        yield proc
+
+
+class StalledServer:
+    """Accepts TCP connections and never answers: a hung mail server."""
 
     def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.port = self._sock.getsockname()[1]
+        self.url = f"smtp://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> StalledServer:
+        return self  # the kernel completes handshakes from the listen backlog; nobody replies
+
+    def __exit__(self, *exc) -> None:
+        self._sock.close()
+
+
+class RedisServer:
+    """A private redis-server process that a test may stop and start again (it keeps no data)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def __enter__(self) -> RedisServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class CapturedSMTP:
+    """A real SMTP server on loopback (aiosmtpd) that keeps every message it receives.
+
+    With `refuse_first=N` it answers the first N messages with a temporary failure (451), as a
+    busy mail server does.
+    """
+
+    def __init__(self, refuse_first: int = 0) -> None:
         from aiosmtpd.controller import Controller
 
+        self.refuse_first = refuse_first
+        self.attempts = 0
         self.messages: list[Message] = []
         self.port = free_port()
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 -- aiosmtpd's hook name
+        self.attempts += 1
+        if self.attempts <= self.refuse_first:
+            return "451 4.3.0 Try again later"
         self.messages.append(email.message_from_bytes(envelope.content))
         return "250 OK"
 
@@ -116,3 +181,38 @@ class CapturedSMTP:
 
     def __exit__(self, *exc) -> None:
         self._controller.stop()
+
+
+class HttpSession:
+    """A signed-in browser-like HTTP client for a server started by a test (session + CSRF cookies)."""
+
+    def __init__(self, port: int, session_key: str) -> None:
+        self.port = port
+        self.cookies = {"sessionid": session_key}
+
+    def _cookie_header(self) -> str:
+        return "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+
+    def request(self, method: str, path: str, *, json_client: bool = False) -> tuple[int, bytes]:
+        import http.client
+        from http.cookies import SimpleCookie
+
+        if method == "POST" and "csrftoken" not in self.cookies:
+            self.request("GET", "/exports/")
+        headers = {"Cookie": self._cookie_header(), "Host": f"127.0.0.1:{self.port}"}
+        if json_client:
+            headers["Accept"] = "application/json"
+        if method == "POST":
+            headers["X-CSRFToken"] = self.cookies["csrftoken"]
+            headers["Origin"] = f"http://127.0.0.1:{self.port}"
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request(method, path, headers=headers)
+            response = conn.getresponse()
+            body = response.read()
+            for header in response.headers.get_all("Set-Cookie") or []:
+                for name, morsel in SimpleCookie(header).items():
+                    self.cookies[name] = morsel.value
+            return response.status, body
+        finally:
+            conn.close()

@@ -65,6 +65,7 @@
     setField(root, "detail", function (n) { n.textContent = task.detail; });
     setField(root, "timing", function (n) { n.textContent = timingText(task); });
     setField(root, "error", function (n) { n.textContent = task.error; n.hidden = !task.error; });
+    setField(root, "cancel", function (n) { n.hidden = isFinished(task); });
     setField(root, "download", function (n) {
       n.hidden = !task.download_url;
       var link = n.querySelector("a");

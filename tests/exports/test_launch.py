@@ -11,7 +11,7 @@ from django.urls import reverse
 from redis import Redis
 from rq import Queue
 
-from exports import services
+from exports import queue as exports_queue
 from exports.models import Task
 from exports.services import ExportAlreadyRunning, export_start
 from tests.factories import TaskFactory, UserFactory
@@ -60,18 +60,22 @@ def test_html_launch_redirects_to_the_task_page(user_client, queue, django_captu
     assert b'role="progressbar"' in response.content
 
 
-def test_second_launch_while_unfinished_returns_the_existing_task(user_client, user, queue):
-    running = TaskFactory(user=user, status=Task.Status.RUNNING, progress=40)
+def test_second_launch_while_unfinished_returns_the_existing_task(
+    user_client, user, queue, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        first = user_client.post(EXPORTS_URL, **JSON).json()
+    Task.objects.filter(pk=first["id"]).update(progress=40)
 
     response = user_client.post(EXPORTS_URL, **JSON)
     assert response.status_code == 409
-    assert response.json()["id"] == str(running.id)
+    assert response.json()["id"] == first["id"]
     assert response.json()["progress"] == 40
 
     response = user_client.post(EXPORTS_URL, follow=True)
-    assert response.redirect_chain[-1][0] == reverse("exports:detail", args=[running.id])
+    assert response.redirect_chain[-1][0] == reverse("exports:detail", args=[first["id"]])
     assert b"already have an export in progress" in response.content
-    assert Task.objects.count() == 1 and queue.count == 0
+    assert Task.objects.count() == 1 and queue.count == 1
 
 
 def test_a_finished_export_does_not_block_a_new_one(user_client, user, queue, django_capture_on_commit_callbacks):
@@ -121,7 +125,7 @@ def test_redis_unreachable_gives_503_and_leaves_no_task(client_for, monkeypatch)
     # A real connection to a port where nothing listens: the same error as Redis being down.
     dead_redis = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
     dead_queue = Queue("default", connection=dead_redis)
-    monkeypatch.setattr(services, "default_queue", lambda: dead_queue)
+    monkeypatch.setattr(exports_queue, "default_queue", lambda: dead_queue)
 
     response = user_client.post(EXPORTS_URL, **JSON)
     assert response.status_code == 503

@@ -1,0 +1,243 @@
+"""Cancel, retry, transient-fault retries, expiry and the lost-job safety net (in-process worker)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+from django.utils import timezone
+from rq import SimpleWorker
+from rq.job import JobStatus
+
+from exports import files
+from exports.errors import EMAIL_FAILED, WORKER_LOST
+from exports.models import Task
+from exports.queue import export_job_fetch
+from exports.reconcile import tasks_reconcile
+from exports.services import export_start, exports_expire
+from tests.factories import PostFactory, TaskFactory, UserFactory
+from tests.live import LiveFeed
+from tests.processes import CapturedSMTP, StalledServer
+
+JSON = {"HTTP_ACCEPT": "application/json"}
+
+
+def run_queued_jobs(queue) -> None:
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+
+
+def use_smtp(settings, port: int) -> None:
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    settings.EMAIL_TIMEOUT = 2
+
+
+# --- Cancel ---------------------------------------------------------------------------------
+
+
+def test_cancel_a_queued_export_takes_its_job_off_the_queue(
+    user, user_client, queue, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        task = export_start(user=user)
+    assert queue.count == 1
+
+    response = user_client.post(reverse("exports:cancel", args=[task.id]), follow=True)
+    assert b"Export cancelled." in response.content
+    task.refresh_from_db()
+    assert task.status == Task.Status.CANCELLED and task.finished_at
+    assert queue.count == 0
+    assert export_job_fetch(str(task.id)).get_status() == JobStatus.CANCELED
+
+    run_queued_jobs(queue)  # nothing left to run; and nothing may revive the task
+    task.refresh_from_db()
+    assert task.status == Task.Status.CANCELLED
+    assert mail.outbox == []
+
+    again = user_client.post(reverse("exports:cancel", args=[task.id]), **JSON)
+    assert again.status_code == 409 and again.json()["status"] == "cancelled"
+
+
+def test_cancel_is_post_only_owner_only_and_csrf_protected(user, other_user, client_for, queue):
+    task = TaskFactory(user=user)
+    url = reverse("exports:cancel", args=[task.id])
+    assert client_for(user).get(url).status_code == 405
+    assert client_for(other_user).post(url).status_code == 404
+    assert client_for(user, enforce_csrf_checks=True).post(url).status_code == 403
+    task.refresh_from_db()
+    assert task.status == Task.Status.QUEUED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_reaches_the_open_page_live(queue, client_for):
+    user = UserFactory()
+    with LiveFeed(user) as feed:
+        task = export_start(user=user)
+        client_for(user).post(reverse("exports:cancel", args=[task.id]))
+        feed.wait_for(lambda m: m["type"] == "task" and m["task"]["status"] == "cancelled")
+    (final,) = [t for t in feed.task_messages(task.id) if t["status"] == "cancelled"]
+    assert final["detail"] == "Cancelled. Nothing was emailed."
+
+
+# --- Transient faults are retried -------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_busy_mail_server_is_retried_and_the_user_sees_it(queue, settings):
+    settings.EXPORT_RETRY_BACKOFF = 0.05
+    user = UserFactory()
+    PostFactory.create_batch(3, author=user)
+    with CapturedSMTP(refuse_first=2) as smtp, LiveFeed(user) as feed:
+        use_smtp(settings, smtp.port)
+        task = export_start(user=user)
+        run_queued_jobs(queue)
+    task.refresh_from_db()
+    assert task.status == Task.Status.SUCCEEDED
+    assert smtp.attempts == 3 and len(smtp.messages) == 1, "exactly one email in the end"
+    details = [t["detail"] for t in feed.task_messages(task.id)]
+    assert any(d.startswith("Retrying sending the email") and "attempt 2 of 4" in d for d in details), details
+    assert any("attempt 3 of 4" in d for d in details)
+
+
+def test_a_mail_server_that_stays_down_fails_the_task_after_bounded_retries(
+    user, queue, settings, django_capture_on_commit_callbacks
+):
+    settings.EXPORT_RETRY_BACKOFF = 0.01
+    settings.EXPORT_RETRY_ATTEMPTS = 3
+    with CapturedSMTP(refuse_first=100) as smtp:
+        use_smtp(settings, smtp.port)
+        with django_capture_on_commit_callbacks(execute=True):
+            task = export_start(user=user)
+        run_queued_jobs(queue)
+    task.refresh_from_db()
+    assert smtp.attempts == 3
+    assert task.status == Task.Status.FAILED and task.error == EMAIL_FAILED
+    assert not task.file, "a failed task keeps no file"
+    assert list(files.work_path(task.id).parent.glob(f"{task.id}*")) == []
+
+
+# --- Job timeout ------------------------------------------------------------------------------
+
+
+def test_an_export_past_its_timeout_ends_timed_out(user, queue, settings, django_capture_on_commit_callbacks):
+    settings.EXPORT_JOB_TIMEOUT = 1
+    with StalledServer() as hung_smtp:  # the email step hangs until the job's time is up
+        use_smtp(settings, hung_smtp.port)
+        settings.EMAIL_TIMEOUT = 30
+        with django_capture_on_commit_callbacks(execute=True):
+            task = export_start(user=user)
+        run_queued_jobs(queue)
+    task.refresh_from_db()
+    assert task.status == Task.Status.FAILED
+    assert task.error == "The export timed out."
+    assert not task.file
+
+
+# --- Expiry -----------------------------------------------------------------------------------
+
+
+def test_expired_exports_lose_their_file_and_say_so(
+    user, user_client, queue, settings, django_capture_on_commit_callbacks
+):
+    PostFactory(author=user)
+    with django_capture_on_commit_callbacks(execute=True):
+        task = export_start(user=user)
+    run_queued_jobs(queue)
+    task.refresh_from_db()
+    stored = task.file.name
+    assert task.file.storage.exists(stored)
+    fresh = TaskFactory(user=user, status=Task.Status.SUCCEEDED, file="exports/keep.json", finished_at=timezone.now())
+
+    Task.objects.filter(pk=task.pk).update(
+        finished_at=timezone.now() - timedelta(days=settings.EXPORT_RETENTION_DAYS + 1)
+    )
+    assert exports_expire() == 1
+
+    task.refresh_from_db()
+    assert task.expired_at and not task.file
+    assert not task.file.storage.exists(stored)
+    assert user_client.get(f"/api/tasks/{task.id}/").json()["download_url"] is None
+    assert user_client.get(reverse("exports:download", args=[task.id])).status_code == 404
+    assert b"The download has expired" in user_client.get(reverse("exports:detail", args=[task.id])).content
+    fresh.refresh_from_db()
+    assert fresh.expired_at is None
+
+
+# --- The safety net ---------------------------------------------------------------------------
+
+
+def test_reconcile_requeues_a_queued_task_whose_job_vanished(user, queue, settings, django_capture_on_commit_callbacks):
+    settings.TASK_QUEUED_GRACE_SECONDS = 0
+    PostFactory(author=user)
+    with django_capture_on_commit_callbacks(execute=True):
+        task = export_start(user=user)
+    queue.connection.flushdb()  # what a Redis restart without persistence does
+
+    assert tasks_reconcile() == {"requeued": 1}
+    run_queued_jobs(queue)
+    task.refresh_from_db()
+    assert task.status == Task.Status.SUCCEEDED
+    assert len(mail.outbox) == 1
+
+
+def test_reconcile_fails_a_running_task_whose_job_stopped_heartbeating(
+    user, queue, settings, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        task = export_start(user=user)
+    job = export_job_fetch(str(task.id))
+    # The job as a worker left it when it was killed: started, last heartbeat long ago.
+    queue.connection.hset(
+        job.key, mapping={"status": JobStatus.STARTED, "last_heartbeat": "2020-01-01T00:00:00.000000Z"}
+    )
+    Task.objects.filter(pk=task.pk).update(status=Task.Status.RUNNING)
+    files.work_path(task.id).parent.mkdir(parents=True, exist_ok=True)
+    files.work_path(task.id).write_bytes(b'{"partial')
+
+    assert tasks_reconcile() == {"failed": 1}
+    task.refresh_from_db()
+    assert task.status == Task.Status.FAILED and task.error == WORKER_LOST
+    assert not files.work_path(task.id).exists(), "the partial file is deleted"
+
+
+def test_a_relaunch_clears_a_task_whose_worker_was_lost(user, user_client, queue, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        first = export_start(user=user)
+    queue.connection.delete(export_job_fetch(str(first.id)).key)
+    Task.objects.filter(pk=first.pk).update(status=Task.Status.RUNNING)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = user_client.post("/exports/", **JSON)
+    assert response.status_code == 202
+    first.refresh_from_db()
+    assert first.status == Task.Status.FAILED and first.error == WORKER_LOST
+
+
+# --- Admin actions ----------------------------------------------------------------------------
+
+
+def test_staff_cancel_and_retry_from_the_admin(user, queue, client_for, django_capture_on_commit_callbacks):
+    staff = UserFactory(is_staff=True)
+    admin_client = client_for(staff)
+    with django_capture_on_commit_callbacks(execute=True):
+        task = export_start(user=user)
+    url = reverse("admin:exports_task_changelist")
+
+    response = admin_client.post(url, {"action": "cancel_tasks", "_selected_action": [task.id]}, follow=True)
+    assert b"Cancelled 1 task(s)." in response.content
+    task.refresh_from_db()
+    assert task.status == Task.Status.CANCELLED
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(url, {"action": "retry_tasks", "_selected_action": [task.id]}, follow=True)
+    assert b"Started 1 new task(s)." in response.content
+    retried = Task.objects.exclude(pk=task.pk).get()
+    assert retried.user == user and retried.kind == task.kind and retried.status == Task.Status.QUEUED
+    assert queue.job_ids == [str(retried.id)]
+    run_queued_jobs(queue)
+    retried.refresh_from_db()
+    assert retried.status == Task.Status.SUCCEEDED
+    assert json.loads(retried.file.open("rb").read())["count"] == 0
