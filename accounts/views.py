@@ -11,7 +11,7 @@ from .services import user_signup
 def signup(request):
     if request.user.is_authenticated:
         return redirect("exports:list")
-    form = SignupForm(request.POST or None)
+    form = SignupForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         user = user_signup(form=form)
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")

@@ -41,6 +41,10 @@ class TaskAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    # A task ends through its job or the cancel action; deleting a row would orphan its file.
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
     @admin.display(description="progress", ordering="progress")
     def progress_bar(self, task: Task) -> str:
         # The same data-task-id / data-field markup as the site's pages, so live.js updates it.

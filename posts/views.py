@@ -12,7 +12,7 @@ POSTS_PER_PAGE = 50
 
 @login_required
 def post_list(request):
-    form = PostForm(request.POST or None)
+    form = PostForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         post_create(author=request.user, body=form.cleaned_data["body"])
         messages.success(request, "Post saved.")

@@ -5,6 +5,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from exports import api as exports_api
+from project.health import healthz
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="exports:list", permanent=False), name="home"),
@@ -16,4 +17,5 @@ urlpatterns = [
     # django-rq's dashboard (queues, workers, failed jobs); its views require staff.
     path("django-rq/", include("django_rq.urls")),
     path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
 ]

@@ -1,0 +1,187 @@
+"""The staff side: the read-only task admin and django-rq's dashboard."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.utils import timezone
+
+from exports.models import Task
+from tests.factories import TaskFactory, UserFactory
+
+CHANGELIST = "/admin/exports/task/"
+
+
+@pytest.fixture
+def staff(db):
+    staff = UserFactory(is_staff=True)
+    assert not staff.is_superuser and not staff.user_permissions.exists() and not staff.groups.exists()
+    return staff
+
+
+@pytest.fixture
+def superuser(db):
+    return UserFactory(is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def tasks(db):
+    alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
+    now = timezone.now()
+    return {
+        "alice_failed": TaskFactory(
+            user=alice,
+            status=Task.Status.FAILED,
+            progress=12,
+            error="The export timed out.",
+            created_at=now - timedelta(hours=2),
+            finished_at=now - timedelta(hours=1),
+        ),
+        "alice_running": TaskFactory(user=alice, status=Task.Status.RUNNING, progress=55, created_at=now),
+        "bob_succeeded": TaskFactory(
+            user=bob,
+            status=Task.Status.SUCCEEDED,
+            progress=100,
+            file="exports/2/b.json",
+            created_at=now - timedelta(minutes=30),
+            started_at=now - timedelta(minutes=30),
+            finished_at=now - timedelta(minutes=29),
+        ),
+    }
+
+
+def listed_ids(response) -> list[str]:
+    """Task ids in the order of the change list's rows (each row carries one progress bar)."""
+    assert response.status_code == 200
+    return re.findall(r'<span class="task" data-task-id="([0-9a-f-]{36})"', response.content.decode())
+
+
+@pytest.mark.parametrize("who", ["staff", "superuser"])
+def test_staff_and_superusers_see_every_users_tasks_with_progress_bars(request, client_for, tasks, who):
+    client = client_for(request.getfixturevalue(who))
+
+    response = client.get(CHANGELIST)
+
+    assert listed_ids(response) == [
+        str(tasks["alice_running"].id),
+        str(tasks["bob_succeeded"].id),
+        str(tasks["alice_failed"].id),
+    ]
+    page = response.content.decode()
+    for task in tasks.values():
+        assert re.search(
+            rf'data-task-id="{task.id}" data-seq="\d+"><progress data-field="bar" max="100" value="{task.progress}" '
+            rf'role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow="{task.progress}">',
+            page,
+        )
+    assert "The export timed out." in page
+    assert "60.0 s" in page, "the duration of bob's task"
+    # The staff feed keeps the list live.
+    assert re.search(r'<script src="/static/js/live\.js"[^>]*data-scope="all"', page)
+
+
+def test_the_admin_index_lists_tasks_for_staff_without_permissions(client_for, staff):
+    response = client_for(staff).get("/admin/")
+    assert response.status_code == 200
+    assert f'href="{CHANGELIST}"' in response.content.decode()
+
+
+def test_filter_by_status(client_for, staff, tasks):
+    response = client_for(staff).get(CHANGELIST + "?status__exact=failed")
+    assert listed_ids(response) == [str(tasks["alice_failed"].id)]
+    response = client_for(staff).get(CHANGELIST + "?status__exact=cancelled")
+    assert listed_ids(response) == []
+
+
+def test_filter_by_kind(client_for, staff, tasks):
+    response = client_for(staff).get(CHANGELIST + "?kind__exact=export_posts")
+    assert sorted(listed_ids(response)) == sorted(str(t.id) for t in tasks.values())
+    page = response.content.decode()
+    assert "By status" in page and "By kind" in page
+
+
+def test_search_by_username(client_for, staff, tasks):
+    response = client_for(staff).get(CHANGELIST + "?q=bob")
+    assert listed_ids(response) == [str(tasks["bob_succeeded"].id)]
+    response = client_for(staff).get(CHANGELIST + "?q=alice")
+    assert listed_ids(response) == [str(tasks["alice_running"].id), str(tasks["alice_failed"].id)]
+    response = client_for(staff).get(CHANGELIST + "?q=nobody")
+    assert listed_ids(response) == []
+
+
+def test_filters_and_search_combine(client_for, staff, tasks):
+    response = client_for(staff).get(CHANGELIST + "?q=alice&status__exact=running&kind__exact=export_posts")
+    assert listed_ids(response) == [str(tasks["alice_running"].id)]
+
+
+@pytest.mark.parametrize("who", ["staff", "superuser"])
+def test_change_page_is_read_only(request, client_for, tasks, who):
+    client = client_for(request.getfixturevalue(who))
+    task = tasks["alice_failed"]
+    url = f"{CHANGELIST}{task.id}/change/"
+
+    response = client.get(url)
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "The export timed out." in page
+    assert 'name="_save"' not in page and 'name="_continue"' not in page
+    assert "<textarea" not in page and 'name="status"' not in page and 'name="progress"' not in page
+
+    response = client.post(url, {"status": "succeeded", "progress": "100", "error": "", "_save": "Save"})
+    assert response.status_code == 403
+    task_after = Task.objects.get(pk=task.pk)
+    assert (task_after.status, task_after.progress, task_after.error, task_after.seq) == (
+        Task.Status.FAILED,
+        12,
+        "The export timed out.",
+        task.seq,
+    )
+
+
+@pytest.mark.parametrize("who", ["staff", "superuser"])
+def test_adding_a_task_is_forbidden(request, client_for, tasks, who):
+    client = client_for(request.getfixturevalue(who))
+    assert client.get(f"{CHANGELIST}add/").status_code == 403
+    user = tasks["alice_failed"].user
+    assert client.post(f"{CHANGELIST}add/", {"user": user.pk, "kind": "export_posts"}).status_code == 403
+    assert Task.objects.count() == 3
+    assert 'href="/admin/exports/task/add/"' not in client.get(CHANGELIST).content.decode()
+
+
+def test_staff_with_an_explicit_change_permission_still_cannot_edit(client_for, staff, tasks):
+    staff.user_permissions.add(Permission.objects.get(codename="change_task"))
+    task = tasks["alice_running"]
+    response = client_for(staff).post(f"{CHANGELIST}{task.id}/change/", {"status": "cancelled"})
+    assert response.status_code == 403
+    assert Task.objects.get(pk=task.pk).status == Task.Status.RUNNING
+
+
+@pytest.mark.parametrize("url", [CHANGELIST, "/admin/"])
+def test_non_staff_is_sent_to_the_admin_login(user_client, tasks, url):
+    response = user_client.get(url)
+    assert response.status_code == 302
+    assert response["Location"] == f"/admin/login/?next={url}"
+
+
+def test_non_staff_cannot_open_a_task_change_page(user_client, tasks):
+    url = f"{CHANGELIST}{tasks['bob_succeeded'].id}/change/"
+    response = user_client.get(url)
+    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+
+
+@pytest.mark.parametrize("who", ["staff", "superuser"])
+def test_rq_dashboard_is_open_to_staff(request, client_for, queue, who):
+    response = client_for(request.getfixturevalue(who)).get("/django-rq/")
+    assert response.status_code == 200
+    assert "default" in response.content.decode()
+
+
+def test_rq_dashboard_redirects_non_staff_and_anonymous(user_client, client):
+    for c in (user_client, client):
+        response = c.get("/django-rq/")
+        assert response.status_code == 302
+        assert response["Location"] == "/admin/login/?next=/django-rq/"

@@ -1,0 +1,180 @@
+"""The JSON task API and who may see which task: owners only, 404 for everyone else."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from exports.models import Task
+from tests.factories import TaskFactory, UserFactory
+
+TASK_KEYS = {
+    "id",
+    "kind",
+    "status",
+    "progress",
+    "seq",
+    "detail",
+    "error",
+    "download_url",
+    "created_at",
+    "started_at",
+    "finished_at",
+}
+JSON = {"HTTP_ACCEPT": "application/json"}
+
+
+def ago(**kwargs):
+    return timezone.now() - timedelta(**kwargs)
+
+
+def task_urls(task_id) -> list[str]:
+    return [f"/api/tasks/{task_id}/", f"/exports/{task_id}/", f"/exports/{task_id}/download/"]
+
+
+def test_task_list_has_only_my_tasks_newest_first(user_client, user, other_user):
+    oldest = TaskFactory(user=user, status=Task.Status.FAILED, error="Boom.", created_at=ago(days=2))
+    newest = TaskFactory(user=user, status=Task.Status.RUNNING, progress=40, created_at=ago(minutes=1))
+    middle = TaskFactory(user=user, status=Task.Status.SUCCEEDED, progress=100, created_at=ago(hours=3))
+    TaskFactory(user=other_user, status=Task.Status.QUEUED, created_at=ago(seconds=1))
+
+    response = user_client.get("/api/tasks/")
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    tasks = response.json()["tasks"]
+    assert [t["id"] for t in tasks] == [str(newest.id), str(middle.id), str(oldest.id)]
+    assert all(set(t) == TASK_KEYS for t in tasks)
+    running = tasks[0]
+    assert running["status"] == "running" and running["progress"] == 40 and running["kind"] == "export_posts"
+    assert running["download_url"] is None
+    assert tasks[2]["error"] == "Boom."
+
+
+def test_task_list_is_empty_for_a_user_without_tasks(user_client, other_user):
+    TaskFactory(user=other_user)
+    response = user_client.get("/api/tasks/")
+    assert response.status_code == 200
+    assert response.json() == {"tasks": []}
+
+
+def test_task_detail_for_my_own_task(user_client, user):
+    created = ago(minutes=5)
+    task = TaskFactory(
+        user=user,
+        status=Task.Status.SUCCEEDED,
+        progress=100,
+        seq=7,
+        detail="3 posts exported",
+        file=f"exports/{user.pk}/x.json",
+        created_at=created,
+        started_at=created + timedelta(seconds=1),
+        finished_at=created + timedelta(seconds=2),
+    )
+
+    response = user_client.get(f"/api/tasks/{task.id}/")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "id": str(task.id),
+        "kind": "export_posts",
+        "status": "succeeded",
+        "progress": 100,
+        "seq": 7,
+        "detail": "3 posts exported",
+        "error": "",
+        "download_url": f"/exports/{task.id}/download/",
+        "created_at": created.isoformat(),
+        "started_at": (created + timedelta(seconds=1)).isoformat(),
+        "finished_at": (created + timedelta(seconds=2)).isoformat(),
+    }
+
+
+def test_queued_task_detail_has_null_times_and_no_download(user_client, user):
+    task = TaskFactory(user=user)
+    body = user_client.get(f"/api/tasks/{task.id}/").json()
+    assert set(body) == TASK_KEYS
+    assert body["status"] == "queued" and body["progress"] == 0
+    assert body["started_at"] is None and body["finished_at"] is None and body["download_url"] is None
+
+
+@pytest.mark.parametrize("url_index", [0, 1, 2], ids=["api", "page", "download"])
+def test_another_users_task_is_404_not_403(user_client, other_user, url_index):
+    theirs = TaskFactory(
+        user=other_user, status=Task.Status.SUCCEEDED, progress=100, file=f"exports/{other_user.pk}/x.json"
+    )
+    response = user_client.get(task_urls(theirs.id)[url_index], **(JSON if url_index == 0 else {}))
+    assert response.status_code == 404
+    assert str(theirs.id) not in response.content.decode()
+
+
+@pytest.mark.parametrize("url_index", [0, 1, 2], ids=["api", "page", "download"])
+def test_an_unknown_task_id_is_404(user_client, url_index):
+    assert user_client.get(task_urls(uuid.uuid4())[url_index]).status_code == 404
+
+
+@pytest.mark.parametrize("bad_id", ["not-a-uuid", "123", "00000000-0000-0000-0000-00000000000g", "' OR 1=1 --"])
+@pytest.mark.parametrize("url_index", [0, 1, 2], ids=["api", "page", "download"])
+def test_a_malformed_task_id_is_404_not_500(user_client, user, bad_id, url_index):
+    TaskFactory(user=user)
+    response = user_client.get(task_urls(bad_id)[url_index])
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize("url", ["/api/tasks/", "/api/tasks/{id}/"])
+def test_anonymous_api_client_gets_401_json(db, url):
+    task = TaskFactory()
+    for client in (Client(), Client(**JSON)):
+        response = client.get(url.format(id=task.id))
+        assert response.status_code == 401
+        assert response["Content-Type"] == "application/json"
+        assert response.json() == {"error": "Authentication required."}
+
+
+@pytest.mark.parametrize("url", ["/exports/", "/exports/{id}/", "/exports/{id}/download/", "/posts/"])
+def test_anonymous_browser_is_redirected_to_login(db, url):
+    task = TaskFactory(status=Task.Status.SUCCEEDED, file="exports/1/x.json")
+    path = url.format(id=task.id)
+    response = Client().get(path)
+    assert response.status_code == 302
+    assert response["Location"] == f"/accounts/login/?next={path}"
+
+
+def test_staff_scope_all_sees_other_users_recent_tasks(client_for, user, other_user):
+    staff = UserFactory(is_staff=True)
+    queued = TaskFactory(user=user, created_at=ago(days=3))  # unfinished: shown however old
+    just_failed = TaskFactory(
+        user=other_user, status=Task.Status.FAILED, created_at=ago(minutes=10), finished_at=ago(minutes=5)
+    )
+    TaskFactory(user=other_user, status=Task.Status.SUCCEEDED, created_at=ago(days=2), finished_at=ago(days=2))
+
+    response = client_for(staff).get("/api/tasks/?scope=all")
+
+    assert response.status_code == 200
+    tasks = response.json()["tasks"]
+    assert [t["id"] for t in tasks] == [str(just_failed.id), str(queued.id)]
+    assert all(set(t) == TASK_KEYS for t in tasks)
+    # Without the scope, staff see their own (here: no) tasks like everyone else.
+    assert client_for(staff).get("/api/tasks/").json() == {"tasks": []}
+
+
+def test_non_staff_scope_all_sees_only_own_tasks(user_client, user, other_user):
+    mine = TaskFactory(user=user)
+    TaskFactory(user=other_user)
+    TaskFactory(user=other_user, status=Task.Status.FAILED, finished_at=timezone.now())
+
+    response = user_client.get("/api/tasks/?scope=all")
+
+    assert response.status_code == 200
+    assert [t["id"] for t in response.json()["tasks"]] == [str(mine.id)]
+
+
+def test_api_is_read_only(user_client, user):
+    task = TaskFactory(user=user)
+    assert user_client.post("/api/tasks/").status_code == 405
+    assert user_client.delete(f"/api/tasks/{task.id}/").status_code == 405
+    assert Task.objects.get(pk=task.pk).status == Task.Status.QUEUED

@@ -1,0 +1,108 @@
+"""Downloading a finished export: the owner gets the exact file, everyone and everything else a 404."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.files.storage import default_storage
+from rq import SimpleWorker
+
+from exports.models import Task
+from exports.services import export_start
+from tests.factories import PostFactory, TaskFactory
+
+BODIES = ["Grüße 🌍", '<b>bold</b> & "quoted"', "line\r\nbreak\ttab", "שלום"]
+
+
+def download_url(task: Task) -> str:
+    return f"/exports/{task.id}/download/"
+
+
+@pytest.fixture
+def finished_export(user, queue, django_capture_on_commit_callbacks) -> Task:
+    """A real export of the user's posts, produced by the real job in an in-process RQ worker."""
+    for body in BODIES:
+        PostFactory(author=user, body=body)
+    with django_capture_on_commit_callbacks(execute=True):
+        task = export_start(user=user)
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    task.refresh_from_db()
+    assert task.status == Task.Status.SUCCEEDED, task.error
+    return task
+
+
+def read_body(response) -> bytes:
+    try:
+        return b"".join(response.streaming_content)
+    finally:
+        response.close()
+
+
+def test_owner_downloads_the_exact_file_as_an_attachment(user_client, finished_export):
+    with default_storage.open(finished_export.file.name, "rb") as fh:
+        stored = fh.read()
+
+    response = user_client.get(download_url(finished_export))
+
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == 'attachment; filename="posts.json"'
+    assert response["Content-Type"] == "application/json"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Cache-Control"] == "private, no-store"
+    assert response["Content-Length"] == str(len(stored))
+    body = read_body(response)
+    assert body == stored
+    data = json.loads(body)
+    assert [p["body"] for p in data["posts"]] == BODIES
+    assert data["count"] == len(BODIES)
+
+
+def test_the_api_download_url_is_the_one_that_works(user_client, finished_export):
+    url = user_client.get(f"/api/tasks/{finished_export.id}/").json()["download_url"]
+    assert url == download_url(finished_export)
+    response = user_client.get(url)
+    assert response.status_code == 200
+    assert json.loads(read_body(response))["count"] == len(BODIES)
+
+
+def test_another_user_cannot_download_it(client_for, other_user, finished_export):
+    response = client_for(other_user).get(download_url(finished_export))
+    assert response.status_code == 404
+    assert "Grüße".encode() not in response.content
+
+
+@pytest.mark.parametrize("status", [Task.Status.QUEUED, Task.Status.RUNNING])
+def test_an_unfinished_export_has_nothing_to_download(user_client, user, status):
+    task = TaskFactory(user=user, status=status, progress=60)
+    assert user_client.get(download_url(task)).status_code == 404
+
+
+@pytest.mark.parametrize("status", [Task.Status.FAILED, Task.Status.CANCELLED])
+def test_a_failed_or_cancelled_export_has_nothing_to_download_even_with_a_file_name(
+    user_client, user, status, finished_export
+):
+    # The same real file on disk, but behind a task that did not succeed.
+    Task.objects.filter(pk=finished_export.pk).update(status=status, error="The export failed.")
+    assert default_storage.exists(finished_export.file.name)
+    assert user_client.get(download_url(finished_export)).status_code == 404
+
+
+def test_a_succeeded_task_without_a_file_is_404(user_client, user):
+    task = TaskFactory(user=user, status=Task.Status.SUCCEEDED, progress=100)
+    assert user_client.get(download_url(task)).status_code == 404
+
+
+def test_a_file_deleted_from_storage_is_404_not_500(user_client, finished_export):
+    default_storage.delete(finished_export.file.name)
+    assert not default_storage.exists(finished_export.file.name)
+
+    response = user_client.get(download_url(finished_export))
+
+    assert response.status_code == 404
+    # The task page still opens and no longer crashes either.
+    assert user_client.get(f"/exports/{finished_export.id}/").status_code == 200
+
+
+def test_download_is_get_only(user_client, finished_export):
+    assert user_client.post(download_url(finished_export)).status_code == 405

@@ -1,0 +1,57 @@
+"""GET /healthz against the real services, and against a Redis that is not there."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from django.test import Client
+
+from tests.processes import RedisServer, child_env, daphne, worker
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_healthz_reports_every_dependency_and_the_queue(queue):
+    queue.enqueue("exports.jobs.exports_expire_job")
+    response = Client().get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["database"] == {"ok": True}
+    assert body["channel_layer"] == {"ok": True}
+    assert body["queue"] == {"ok": True, "queued_jobs": 1, "workers": 0}
+    assert response["Cache-Control"].startswith("max-age=0")
+
+
+@pytest.mark.slow
+def test_healthz_counts_live_workers_and_turns_503_when_redis_goes_away():
+    with RedisServer() as redis_server:
+        env = child_env(REDIS_URL=redis_server.url)
+        with daphne(env) as (port, _), worker(env):
+            def get() -> tuple[int, dict]:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as r:
+                        return r.status, json.loads(r.read())
+                except urllib.error.HTTPError as err:
+                    return err.code, json.loads(err.read())
+
+            deadline = time.monotonic() + 20
+            while (body := get()[1])["queue"].get("workers") != 1 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert body["queue"]["workers"] == 1
+
+            redis_server.stop()
+            status, body = get()
+            assert status == 503
+            assert body["status"] == "unavailable"
+            assert body["database"] == {"ok": True}
+            assert body["queue"]["ok"] is False and body["channel_layer"]["ok"] is False
+
+
+def test_healthz_needs_no_login_and_reveals_nothing_private(user):
+    assert Client().get("/healthz").status_code == 200
+    assert set(Client().get("/healthz").json()) == {"status", "database", "queue", "channel_layer"}
