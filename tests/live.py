@@ -49,7 +49,7 @@ class LiveFeed:
                 # Not receive_from(timeout=...): on a timeout it cancels the application.
                 try:
                     event = await asyncio.wait_for(communicator.output_queue.get(), 0.1)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     continue
                 assert event["type"] == "websocket.send", event
                 self.messages.append(json.loads(event["text"]))
