@@ -122,11 +122,39 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="exports@localhost")
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 
 # --- Redis, RQ and Channels -----------------------------------------------------------------
+# One Redis serves the job queue and the channel layer unless CHANNEL_LAYER_REDIS_URL splits them.
+# Passwords and TLS go in the URL: rediss://:password@host:6380/0 (see docs/deploy.md).
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+CHANNEL_LAYER_REDIS_URL = env.str("CHANNEL_LAYER_REDIS_URL", default=REDIS_URL)
+# Redis Sentinel instead of a fixed address: "host1:26379,host2:26379" plus the master's name.
+REDIS_SENTINELS = [
+    (host, int(port)) for host, port in (entry.rsplit(":", 1) for entry in env.list("REDIS_SENTINELS", default=[]))
+]
+REDIS_SENTINEL_MASTER = env.str("REDIS_SENTINEL_MASTER", default="mymaster")
+REDIS_PASSWORD = env.str("REDIS_PASSWORD", default=None)
+
+if REDIS_SENTINELS:
+    _rq_connection = {
+        "SENTINELS": REDIS_SENTINELS,
+        "MASTER_NAME": REDIS_SENTINEL_MASTER,
+        "DB": env.int("REDIS_DB", default=0),
+        "PASSWORD": REDIS_PASSWORD,
+    }
+    _layer_host = {
+        "sentinels": REDIS_SENTINELS,
+        "master_name": REDIS_SENTINEL_MASTER,
+        "password": REDIS_PASSWORD,
+        "db": env.int("CHANNEL_LAYER_REDIS_DB", default=env.int("REDIS_DB", default=0)),
+    }
+else:
+    _rq_connection = {"URL": REDIS_URL, "SSL_CERT_REQS": env.str("REDIS_SSL_CERT_REQS", default="required")}
+    _layer_host = {"address": CHANNEL_LAYER_REDIS_URL}
+    if CHANNEL_LAYER_REDIS_URL.startswith("rediss://"):
+        _layer_host["ssl_cert_reqs"] = env.str("REDIS_SSL_CERT_REQS", default="required")
 
 RQ_QUEUES = {
     "default": {
-        "URL": REDIS_URL,
+        **_rq_connection,
         # An export of a million posts takes seconds; anything near this bound is stuck.
         "DEFAULT_TIMEOUT": env.int("RQ_DEFAULT_TIMEOUT", default=15 * 60),
         # Keep finished job records one day so the dashboard can show them, not forever.
@@ -148,10 +176,11 @@ CHANNEL_LAYERS = {
         # of 100 messages per process and silently drops past it; pub/sub has no such cap and no
         # group expiry (membership lives as long as the subscribing socket). Delivery is
         # at-most-once either way; the snapshot on connect and each task's `seq` make a lost
-        # message harmless (docs/protocol.md).
+        # message harmless (docs/protocol.md). It holds one Redis connection per process and
+        # event loop for all its sockets, so there is no per-socket connection pool to size.
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {
-            "hosts": [{"address": env.str("CHANNEL_LAYER_REDIS_URL", default=REDIS_URL)}],
+            "hosts": [_layer_host],
             # Pub/sub channels are global to a Redis server (not per database number), so a
             # prefix keeps two projects, or the test suite, apart on one server.
             "prefix": env.str("CHANNEL_LAYER_PREFIX", default="exports-live"),
