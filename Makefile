@@ -5,7 +5,8 @@ BIN    := $(CURDIR)/$(VENV)/bin
 export REDIS_URL ?= redis://127.0.0.1:6379/0
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test install install-dev redis browser migrate demo lint format migrations-check bench clean
+
+.PHONY: run test test-postgres install install-dev redis browser migrate demo lint format migrations-check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +37,12 @@ run: install redis
 
 test: install-dev redis browser
 	$(BIN)/pytest
+
+# The same suite on PostgreSQL (the local server by default; the database itself is test_<name>).
+TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
+test-postgres: install-dev
+	DATABASE_URL=$(TEST_POSTGRES_URL) bash scripts/ensure_postgres.sh
+	DATABASE_URL=$(TEST_POSTGRES_URL) $(MAKE) test
 
 # Debian's Chromium for the Playwright test (Playwright's own browser download cannot work offline).
 browser:

@@ -1,22 +1,37 @@
 """Test settings: the real settings, pointed at a test Redis database and a file-backed test DB.
 
-Values go through os.environ (setdefault) so that the worker and daphne processes that tests
-start inherit exactly the same configuration.
+The pytest process always uses its own test values (it flushes its Redis database, so it must
+never inherit a developer's REDIS_URL). Processes that tests start (worker, daphne) inherit them
+through os.environ, plus whatever a test overrides for them (tests/processes.py: child_env).
 """
 
 import os
 from pathlib import Path
 
 _ROOT = Path(__file__).resolve().parent.parent
+_CHILD = os.environ.get("TESTS_CHILD_PROCESS") == "1"
+
+
+def _test_value(name: str, value: str) -> None:
+    if _CHILD:
+        os.environ.setdefault(name, value)
+    else:
+        os.environ[name] = value
+
+
 _OUT = Path(os.environ.setdefault("TEST_OUTPUT_DIR", str(_ROOT / "test-output")))
 _OUT.mkdir(parents=True, exist_ok=True)
 
-os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
-os.environ.setdefault("REDIS_URL", os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
+_test_value("SECRET_KEY", "test-secret-key-not-for-production")
+_test_value("DEBUG", "0")
+_test_value("REDIS_URL", os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
 # Pub/sub channels ignore Redis database numbers: a per-run prefix keeps runs apart.
-os.environ.setdefault("CHANNEL_LAYER_PREFIX", f"test-{os.getpid()}")
-os.environ.setdefault("MEDIA_ROOT", str(_OUT / "media"))
-os.environ.setdefault("EXPORT_PROGRESS_INTERVAL", "0.05")
+_test_value("CHANNEL_LAYER_PREFIX", f"test-{os.getpid()}")
+_test_value("MEDIA_ROOT", str(_OUT / "media"))
+_test_value("EXPORT_PROGRESS_INTERVAL", "0.05")
+if not _CHILD:
+    os.environ.pop("CHANNEL_LAYER_REDIS_URL", None)
+    os.environ.pop("REDIS_SENTINELS", None)
 
 from project.settings import *  # noqa: E402,F403
 from project.settings import DATABASES  # noqa: E402
