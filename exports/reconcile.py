@@ -24,6 +24,7 @@ from .task_state import task_mark_cancelled, task_mark_failed, task_set_detail
 
 logger = logging.getLogger(__name__)
 
+
 def task_reconcile(task: Task) -> str | None:
     """Bring one unfinished task in line with its job. Returns what was done, or None."""
     now = timezone.now()

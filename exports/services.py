@@ -87,13 +87,14 @@ def _export_create(user) -> Task:
 
 
 def _enqueue_or_withdraw(task: Task) -> None:
+    # Announced before the job exists, so the worker's first update can never overtake it.
+    task_announce(task)
     try:
         export_job_enqueue(str(task.id))
     except RedisError as exc:
         Task.objects.filter(pk=task.pk).delete()
         logger.error("Could not enqueue export %s: %r", task.id, exc)
         raise QueueUnavailable(QUEUE_UNAVAILABLE) from exc
-    task_announce(task)
 
 
 def export_cancel(*, task: Task) -> Task:

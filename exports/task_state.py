@@ -26,20 +26,23 @@ ERROR_MAX_LENGTH = Task._meta.get_field("error").max_length
 
 
 def _transition(
-    task_id: uuid.UUID | str, *, allowed_from: tuple[str, ...], final: bool = False, **changes
+    task_id: uuid.UUID | str, *, allowed_from: tuple[str, ...], wait: bool = False, **changes
 ) -> Task | None:
-    """Apply `changes` if the task is in one of `allowed_from`; publish and return it, else None."""
+    """Apply `changes` if the task is in one of `allowed_from`; publish and return it, else None.
+
+    `wait` (final states) blocks until the channel layer has the message: see publish_task_update.
+    """
     updated = Task.objects.filter(pk=task_id, status__in=allowed_from).update(seq=F("seq") + 1, **changes)
     if not updated:
         return None
     task = Task.objects.get(pk=task_id)
-    publish_task_update(user_id=task.user_id, task=task_to_dict(task), final=final)
+    publish_task_update(user_id=task.user_id, task=task_to_dict(task), wait=wait)
     return task
 
 
 def task_announce(task: Task) -> None:
     """Push a new task's first state (seq 0) to the owner's other open pages."""
-    publish_task_update(user_id=task.user_id, task=task_to_dict(task), final=False)
+    publish_task_update(user_id=task.user_id, task=task_to_dict(task), wait=True)
 
 
 def task_mark_running(task_id: uuid.UUID | str, *, detail: str = "Starting…") -> Task | None:
@@ -60,7 +63,7 @@ def task_mark_succeeded(task_id: uuid.UUID | str, *, detail: str, file_name: str
     return _transition(
         task_id,
         allowed_from=(Task.Status.RUNNING,),
-        final=True,
+        wait=True,
         status=Task.Status.SUCCEEDED,
         progress=100,
         detail=detail,
@@ -73,7 +76,7 @@ def task_mark_failed(task_id: uuid.UUID | str, *, error: str) -> Task | None:
     return _transition(
         task_id,
         allowed_from=Task.UNFINISHED,
-        final=True,
+        wait=True,
         status=Task.Status.FAILED,
         error=error[:ERROR_MAX_LENGTH],
         finished_at=timezone.now(),
@@ -84,7 +87,7 @@ def task_mark_cancelled(task_id: uuid.UUID | str, *, detail: str = "Cancelled.")
     return _transition(
         task_id,
         allowed_from=Task.UNFINISHED,
-        final=True,
+        wait=True,
         status=Task.Status.CANCELLED,
         detail=detail,
         finished_at=timezone.now(),
@@ -95,7 +98,7 @@ def task_mark_expired(task_id: uuid.UUID | str) -> Task | None:
     return _transition(
         task_id,
         allowed_from=(Task.Status.SUCCEEDED,),
-        final=True,
+        wait=True,
         file="",
         expired_at=timezone.now(),
         detail="This export has expired; its file was deleted. Start a new export to get a fresh copy.",

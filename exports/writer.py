@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import BinaryIO
 
 import orjson
+from django.db import connection
 from django.db.models import Count, Max
 from django.utils import timezone
 
@@ -34,12 +35,7 @@ def write_posts_json(
     # Posts written after the export started are left for the next export.
     bounds = posts.aggregate(total=Count("id"), last_id=Max("id"))
     total = bounds["total"]
-    rows = (
-        posts.filter(id__lte=bounds["last_id"] or 0)
-        .order_by("id")
-        .values_list("id", "body", "created_at")
-        .iterator(chunk_size=chunk_size)
-    )
+    chunks = _chunks_by_id(posts.filter(id__lte=bounds["last_id"] or 0), chunk_size)
 
     header = orjson.dumps({"user": author.get_username(), "exported_at": timezone.now()})
     out.write(header[:-1] + b',"count":')
@@ -47,7 +43,7 @@ def write_posts_json(
     out.write(b" " * _COUNT_WIDTH + b',"posts":[')
 
     written = 0
-    while chunk := list(islice(rows, chunk_size)):
+    for chunk in chunks:
         encoded = orjson.dumps([{"id": pk, "body": body, "created_at": created} for pk, body, created in chunk])
         if written:
             out.write(b",")
@@ -60,3 +56,21 @@ def write_posts_json(
     out.write(str(written).encode().rjust(_COUNT_WIDTH))
     out.seek(0, io.SEEK_END)
     return written
+
+
+def _chunks_by_id(posts, chunk_size: int) -> Iterator[list[tuple]]:
+    """(id, body, created_at) rows in id order, `chunk_size` at a time, in constant memory."""
+    rows = posts.order_by("id").values_list("id", "body", "created_at")
+    if connection.vendor != "sqlite":
+        # PostgreSQL: one query through a server-side cursor, fetched chunk by chunk.
+        stream = rows.iterator(chunk_size=chunk_size)
+        while chunk := list(islice(stream, chunk_size)):
+            yield chunk
+        return
+    # SQLite: one query per chunk (keyset pagination on the author+id index). A statement left
+    # open across chunks would make the progress UPDATEs between them fail at once with
+    # "database is locked" (SQLITE_BUSY_SNAPSHOT) as soon as another process writes.
+    last_id = 0
+    while chunk := list(rows.filter(id__gt=last_id)[:chunk_size]):
+        yield chunk
+        last_id = chunk[-1][0]

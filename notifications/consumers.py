@@ -15,8 +15,9 @@ from exports.selectors import task_snapshot_for
 from .groups import STAFF_GROUP, user_group_name
 
 CLOSE_UNAUTHENTICATED = 4401
-# Client messages are tiny ({"type": "ping"}); anything bigger is refused unread.
-MAX_CLIENT_MESSAGE_BYTES = 4096
+# Client messages are tiny ({"type": "ping"}); anything longer is refused without parsing it.
+# (daphne itself closes the socket on a message over 1 MiB, before it reaches this consumer.)
+MAX_CLIENT_MESSAGE_CHARS = 4096
 # Replies to a misbehaving client are rate-limited, so a flood cannot make the server buffer
 # an unbounded backlog of error messages for a client that never reads them.
 ERROR_REPLIES_PER_WINDOW = 10
@@ -50,7 +51,7 @@ class TaskNotificationsConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if bytes_data is not None:
             return await self._reply_error("Binary frames are not supported.")
-        if len(text_data) > MAX_CLIENT_MESSAGE_BYTES:
+        if len(text_data) > MAX_CLIENT_MESSAGE_CHARS:
             return await self._reply_error("Message too large.")
         try:
             message = orjson.loads(text_data)

@@ -22,8 +22,8 @@ from .groups import STAFF_GROUP, user_group_name
 
 logger = logging.getLogger(__name__)
 
-# How long a final state may wait for delivery to Redis before the job moves on.
-FINAL_SEND_TIMEOUT = 3.0
+# How long a waited-for message (a final state, a new task) may wait for Redis to accept it.
+WAIT_SEND_TIMEOUT = 3.0
 
 
 class _LayerPublisher:
@@ -53,10 +53,10 @@ class _LayerPublisher:
         if not wait:
             return True
         try:
-            future.result(timeout=FINAL_SEND_TIMEOUT)
+            future.result(timeout=WAIT_SEND_TIMEOUT)
         except FutureTimeout:
             future.cancel()
-            logger.warning("Channel layer did not accept a final task state within %ss", FINAL_SEND_TIMEOUT)
+            logger.warning("Channel layer did not accept a task update within %ss", WAIT_SEND_TIMEOUT)
             return False
         except Exception:
             return False  # already logged by _log_outcome
@@ -76,11 +76,15 @@ class _LayerPublisher:
 _publisher = _LayerPublisher()
 
 
-def publish_task_update(*, user_id: int, task: dict[str, Any], final: bool) -> bool:
-    """Tell the owner's open pages and staff that a task changed. `final` waits for delivery.
+def publish_task_update(*, user_id: int, task: dict[str, Any], wait: bool) -> bool:
+    """Tell the owner's open pages and staff that a task changed; `wait` blocks until Redis has it.
+
+    Waiting is for messages that must not be overtaken or lost to a process exiting: a task's
+    final state (the work horse exits right after) and a new task's first state (its worker,
+    another process, publishes next). Progress updates are handed off without waiting.
 
     Delivery is at-most-once: the task row stays the truth, and a page that missed this
     catches up from the snapshot it gets on (re)connect.
     """
     message = {"type": "task.update", "task": task}
-    return _publisher.send((user_group_name(user_id), STAFF_GROUP), message, wait=final)
+    return _publisher.send((user_group_name(user_id), STAFF_GROUP), message, wait=wait)

@@ -1,0 +1,369 @@
+"""The live task feed at /ws/notifications/, through the full ASGI stack on the real Redis layer.
+
+Each socket goes through `project.asgi.application` exactly as daphne serves it: the Origin check,
+the session cookie, the consumer, and Channels' Redis pub/sub layer. Task changes are made by the
+real state API (exports.task_state), which publishes from its own thread like a worker does.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+from django.utils import timezone
+
+from exports.models import Task
+from exports.task_state import ProgressReporter, task_mark_running, task_mark_succeeded
+from project.asgi import application
+from tests.factories import PASSWORD, TaskFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PATH = "/ws/notifications/"
+ORIGIN = b"http://127.0.0.1:8000"
+TASK_KEYS = {
+    "id",
+    "kind",
+    "status",
+    "progress",
+    "seq",
+    "detail",
+    "error",
+    "download_url",
+    "created_at",
+    "started_at",
+    "finished_at",
+}
+# Generous: the first message of a test may wait for a new Redis connection and a DB thread.
+TIMEOUT = 5
+# How long "nothing arrives" is watched for.
+QUIET = 0.5
+
+
+def logged_in_client(user) -> Client:
+    client = Client()
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+def session_cookie(user) -> bytes:
+    return f"sessionid={logged_in_client(user).cookies['sessionid'].value}".encode()
+
+
+def api_task(user, task_id) -> dict:
+    """The task as /api/tasks/<id>/ shows it to its owner: the shape every socket message must have."""
+    response = logged_in_client(user).get(f"/api/tasks/{task_id}/")
+    assert response.status_code == 200
+    return response.json()
+
+
+@asynccontextmanager
+async def socket(cookie: bytes | None = None, *, query: str = "", origin: bytes | None = ORIGIN):
+    """An open, accepted socket; closed again on exit."""
+    communicator = communicator_for(cookie, query=query, origin=origin)
+    connected, code = await communicator.connect(timeout=TIMEOUT)
+    assert connected, f"handshake refused (close code {code})"
+    try:
+        yield communicator
+    finally:
+        await communicator.disconnect()
+
+
+def communicator_for(cookie: bytes | None = None, *, query: str = "", origin: bytes | None = ORIGIN):
+    headers = [(b"host", b"127.0.0.1:8000")]
+    if origin is not None:
+        headers.append((b"origin", origin))
+    if cookie is not None:
+        headers.append((b"cookie", cookie))
+    return WebsocketCommunicator(application, PATH + (f"?{query}" if query else ""), headers=headers)
+
+
+async def receive(communicator) -> dict:
+    return await communicator.receive_json_from(timeout=TIMEOUT)
+
+
+async def receive_snapshot(communicator) -> list[dict]:
+    message = await receive(communicator)
+    assert message["type"] == "snapshot", message
+    return message["tasks"]
+
+
+async def receive_task(communicator) -> dict:
+    message = await receive(communicator)
+    assert message["type"] == "task", message
+    assert set(message["task"]) == TASK_KEYS
+    return message["task"]
+
+
+async def assert_still_answers_ping(communicator) -> None:
+    await communicator.send_json_to({"type": "ping"})
+    assert await receive(communicator) == {"type": "pong"}
+
+
+run_db = database_sync_to_async
+
+
+# --- Who may connect ---------------------------------------------------------------------------
+
+
+async def test_anonymous_socket_is_closed_with_4401_and_sent_nothing():
+    communicator = communicator_for(cookie=None)
+    connected, _ = await communicator.connect(timeout=TIMEOUT)
+    assert connected, "accepted first, so that the page's script can read the close code"
+
+    closing = await communicator.receive_output(timeout=TIMEOUT)
+    assert closing == {"type": "websocket.close", "code": 4401}
+    assert await communicator.receive_nothing(timeout=QUIET)
+    await communicator.wait()
+
+
+async def test_a_stale_session_cookie_counts_as_anonymous():
+    communicator = communicator_for(cookie=b"sessionid=not-a-real-session-key")
+    assert (await communicator.connect(timeout=TIMEOUT))[0]
+    assert await communicator.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 4401}
+    await communicator.wait()
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [b"http://evil.example", b"http://127.0.0.1.evil.example:8000", b"null", None],
+    ids=["foreign", "lookalike", "null", "missing"],
+)
+async def test_handshake_from_a_foreign_origin_is_refused(user, origin):
+    cookie = await run_db(session_cookie)(user)
+    communicator = communicator_for(cookie, origin=origin)
+
+    connected, _ = await communicator.connect(timeout=TIMEOUT)
+
+    assert not connected
+    await communicator.wait()
+
+
+@pytest.mark.parametrize("origin", [b"http://127.0.0.1:8000", b"http://localhost:8000", b"https://localhost"])
+async def test_handshake_from_an_allowed_host_is_accepted(user, origin):
+    cookie = await run_db(session_cookie)(user)
+    async with socket(cookie, origin=origin) as ws:
+        assert await receive_snapshot(ws) == []
+
+
+# --- Snapshot -------------------------------------------------------------------------------
+
+
+async def test_snapshot_on_connect_has_the_users_current_and_recent_tasks_in_api_shape(user, other_user):
+    def arrange():
+        now = timezone.now()
+        old = TaskFactory(user=user, status=Task.Status.SUCCEEDED, progress=100, finished_at=now - timedelta(hours=2))
+        recent = TaskFactory(user=user, status=Task.Status.FAILED, error="boom", finished_at=now - timedelta(minutes=5))
+        unfinished = TaskFactory(user=user, status=Task.Status.RUNNING, progress=42, seq=7, detail="42 of 100 posts")
+        TaskFactory(user=other_user, status=Task.Status.RUNNING)  # someone else's
+        return old, recent, unfinished, session_cookie(user)
+
+    old, recent, unfinished, cookie = await run_db(arrange)()
+    expected_unfinished = await run_db(api_task)(user, unfinished.id)
+    expected_recent = await run_db(api_task)(user, recent.id)
+
+    async with socket(cookie) as ws:
+        tasks = await receive_snapshot(ws)
+
+    assert all(set(task) == TASK_KEYS for task in tasks)
+    by_id = {task["id"]: task for task in tasks}
+    assert set(by_id) == {str(unfinished.id), str(recent.id)}, "only mine, and not the one finished 2 h ago"
+    assert by_id[str(unfinished.id)] == expected_unfinished
+    assert by_id[str(unfinished.id)]["status"] == "running" and by_id[str(unfinished.id)]["progress"] == 42
+    assert by_id[str(recent.id)] == expected_recent
+
+
+async def test_client_can_ask_for_a_fresh_snapshot(user):
+    cookie = await run_db(session_cookie)(user)
+    async with socket(cookie) as ws:
+        assert await receive_snapshot(ws) == []
+        task = await run_db(TaskFactory)(user=user)
+
+        await ws.send_json_to({"type": "snapshot"})
+
+        (sent,) = await receive_snapshot(ws)
+        assert sent["id"] == str(task.id) and sent["status"] == "queued"
+
+
+# --- Live updates ---------------------------------------------------------------------------
+
+
+async def test_changes_made_through_the_state_api_are_pushed_in_order(user):
+    task, cookie = await run_db(lambda: (TaskFactory(user=user), session_cookie(user)))()
+
+    async with socket(cookie) as ws:
+        (initial,) = await receive_snapshot(ws)
+        assert initial["status"] == "queued" and initial["progress"] == 0
+
+        await run_db(task_mark_running)(task.id)
+        running = await receive_task(ws)
+        assert running["id"] == str(task.id)
+        assert running["status"] == "running" and running["started_at"] is not None
+        assert running["seq"] > initial["seq"]
+
+        await run_db(ProgressReporter(task.id, interval=0))(37, 100)
+        progressed = await receive_task(ws)
+        assert (progressed["status"], progressed["progress"]) == ("running", 37)
+        assert progressed["detail"] == "37 of 100 posts"
+        assert progressed["seq"] > running["seq"]
+
+        await run_db(task_mark_succeeded)(task.id, detail="100 posts exported", file_name="exports/x.json")
+        finished = await receive_task(ws)
+        assert (finished["status"], finished["progress"]) == ("succeeded", 100)
+        assert finished["download_url"] == f"/exports/{task.id}/download/"
+        assert finished["finished_at"] is not None
+        assert finished["seq"] > progressed["seq"]
+
+        assert finished == await run_db(api_task)(user, task.id), "the push is the API's JSON"
+        assert await ws.receive_nothing(timeout=QUIET), "one message per change"
+
+
+async def test_a_change_that_the_state_api_refuses_is_not_pushed(user):
+    """A late write on a finished task changes nothing, so nothing is announced."""
+    task, cookie = await run_db(
+        lambda: (TaskFactory(user=user, status=Task.Status.FAILED, finished_at=timezone.now()), session_cookie(user))
+    )()
+    async with socket(cookie) as ws:
+        (shown,) = await receive_snapshot(ws)
+        assert shown["status"] == "failed"
+
+        assert await run_db(task_mark_running)(task.id) is None
+        await run_db(ProgressReporter(task.id, interval=0))(50, 100)
+
+        assert await ws.receive_nothing(timeout=QUIET)
+
+
+async def test_a_user_never_receives_another_users_events(user, other_user):
+    def arrange():
+        return TaskFactory(user=other_user), session_cookie(user), session_cookie(other_user)
+
+    others_task, my_cookie, their_cookie = await run_db(arrange)()
+
+    async with socket(my_cookie) as mine, socket(their_cookie) as theirs:
+        assert await receive_snapshot(mine) == [], "their task is not in my snapshot"
+        assert [t["id"] for t in await receive_snapshot(theirs)] == [str(others_task.id)]
+
+        await run_db(task_mark_running)(others_task.id)
+        await run_db(ProgressReporter(others_task.id, interval=0))(10, 100)
+
+        # The events did go out (their own socket got both) ...
+        assert (await receive_task(theirs))["status"] == "running"
+        assert (await receive_task(theirs))["progress"] == 10
+        # ... but not to me.
+        assert await mine.receive_nothing(timeout=QUIET)
+        await mine.send_json_to({"type": "snapshot"})
+        assert await receive_snapshot(mine) == []
+
+
+# --- Staff feed -----------------------------------------------------------------------------
+
+
+async def test_staff_with_scope_all_follows_every_users_tasks_but_a_regular_user_cannot(user):
+    def arrange():
+        staff = UserFactory(is_staff=True)
+        nosy = UserFactory()
+        task = TaskFactory(user=user)
+        return task, session_cookie(staff), session_cookie(nosy), session_cookie(user)
+
+    task, staff_cookie, nosy_cookie, owner_cookie = await run_db(arrange)()
+
+    async with (
+        socket(staff_cookie, query="scope=all") as staff,
+        socket(nosy_cookie, query="scope=all") as nosy,
+        socket(owner_cookie) as owner,
+    ):
+        assert [t["id"] for t in await receive_snapshot(staff)] == [str(task.id)]
+        assert await receive_snapshot(nosy) == []
+        await receive_snapshot(owner)
+
+        await run_db(task_mark_running)(task.id)
+
+        pushed = await receive_task(staff)
+        assert pushed["id"] == str(task.id) and pushed["status"] == "running"
+        assert (await receive_task(owner)) == pushed
+        assert await nosy.receive_nothing(timeout=QUIET)
+
+
+async def test_staff_without_scope_all_only_follows_their_own_tasks(user):
+    def arrange():
+        staff = UserFactory(is_staff=True)
+        return TaskFactory(user=user), session_cookie(staff)
+
+    task, staff_cookie = await run_db(arrange)()
+    async with socket(staff_cookie) as staff:
+        assert await receive_snapshot(staff) == []
+        await run_db(task_mark_running)(task.id)
+        assert await staff.receive_nothing(timeout=QUIET)
+
+
+# --- Misbehaving clients --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("frame", "error"),
+    [
+        ({"text_data": "{not json"}, "Invalid JSON."),
+        ({"text_data": ""}, "Invalid JSON."),
+        ({"text_data": '{"type": "delete_everything"}'}, "Unknown message type."),
+        ({"text_data": '["ping"]'}, "Unknown message type."),
+        ({"text_data": '"ping"'}, "Unknown message type."),
+        ({"text_data": "null"}, "Unknown message type."),
+        ({"text_data": '{"type": ["ping"]}'}, "Unknown message type."),
+        ({"bytes_data": b"\x00\xff binary"}, "Binary frames are not supported."),
+        ({"text_data": json.dumps({"type": "ping", "pad": "x" * 5000})}, "Message too large."),
+        ({"text_data": "\u00e9" * 4097}, "Message too large."),
+    ],
+    ids=[
+        "invalid-json",
+        "empty",
+        "unknown-type",
+        "array",
+        "string",
+        "null",
+        "unhashable-type",
+        "binary",
+        "huge-ping",
+        "huge-unicode",
+    ],
+)
+async def test_malformed_input_gets_an_error_reply_and_the_socket_stays_open(user, frame, error):
+    cookie = await run_db(session_cookie)(user)
+    async with socket(cookie) as ws:
+        await receive_snapshot(ws)
+
+        if "bytes_data" in frame:
+            await ws.send_to(bytes_data=frame["bytes_data"])
+        else:
+            # send_to() refuses an empty string; send the raw ASGI event instead.
+            await ws.send_input({"type": "websocket.receive", "text": frame["text_data"]})
+
+        assert await receive(ws) == {"type": "error", "error": error}
+        await assert_still_answers_ping(ws)
+
+
+async def test_a_flood_gets_at_most_ten_error_replies_and_the_socket_keeps_working(user):
+    task, cookie = await run_db(lambda: (TaskFactory(user=user), session_cookie(user)))()
+    async with socket(cookie) as ws:
+        await receive_snapshot(ws)
+
+        for i in range(200):
+            await ws.send_to(text_data=f'{{"type": "spam", "n": {i}}}')
+        await ws.send_json_to({"type": "ping"})
+
+        replies = []
+        while (message := await receive(ws)) != {"type": "pong"}:
+            replies.append(message)
+        assert replies == [{"type": "error", "error": "Unknown message type."}] * 10
+
+        # Still a working feed: pings, snapshots and live updates get through.
+        await assert_still_answers_ping(ws)
+        await ws.send_json_to({"type": "snapshot"})
+        assert [t["id"] for t in await receive_snapshot(ws)] == [str(task.id)]
+        await run_db(task_mark_running)(task.id)
+        assert (await receive_task(ws))["status"] == "running"
+        assert await ws.receive_nothing(timeout=QUIET), "no backlog of errors after the flood"
