@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 
+import psutil
 import pytest
 
 from exports.errors import WORKER_LOST
@@ -28,9 +28,9 @@ from tests.processes import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-# docs/operations.md promises a lost worker's task ends within about half a minute with the
-# default settings; the test shortens the heartbeat settings and holds it to this bound.
-WORKER_LOST_BOUND_SECONDS = 60
+# docs/operations.md: with the default settings (heartbeat 5 s, lost after 20 s, reconciled every
+# 10 s) a lost worker's task ends within 30 s of the kill; the margin covers process start-up.
+WORKER_LOST_BOUND_SECONDS = 40
 
 
 def wait_for_task(task_id, predicate, timeout: float) -> Task:
@@ -46,22 +46,23 @@ def wait_for_task(task_id, predicate, timeout: float) -> Task:
 def test_a_worker_killed_mid_export_ends_its_task_and_the_next_export_works(smtp_server):
     user = UserFactory()
     PostFactory.create_batch(50, author=user)
-    safety_net = {
-        "WORKER_JOB_HEARTBEAT_SECONDS": "1",
-        "TASK_LOST_AFTER_SECONDS": "4",
-        "TASK_RECONCILE_INTERVAL_SECONDS": "2",
-    }
     task = export_start(user=user)
 
     with StalledServer() as hung_smtp:
-        env = child_env(EMAIL_URL=hung_smtp.url, EMAIL_TIMEOUT="300", **safety_net)
+        env = child_env(EMAIL_URL=hung_smtp.url, EMAIL_TIMEOUT="300")
         with worker(env, name="worker-to-kill") as doomed:
             wait_for_task(task.id, lambda t: t.status == "running" and t.detail.startswith("Emailing"), 30)
-            os.killpg(doomed.pid, signal.SIGKILL)  # the whole worker: parent and work horse
+            # The whole worker, as when its container or machine dies: the parent and its work
+            # horse (which RQ puts in a session of its own, out of reach of killpg).
+            family = [doomed_process := psutil.Process(doomed.pid), *doomed_process.children(recursive=True)]
+            assert len(family) == 2, "the worker and its work horse"
+            for process in family:
+                process.send_signal(signal.SIGKILL)
             doomed.wait(10)
+            psutil.wait_procs(family, timeout=10)
             killed_at = time.monotonic()
 
-    healthy = child_env(EMAIL_URL=smtp_server.url, **safety_net)
+    healthy = child_env(EMAIL_URL=smtp_server.url)
     with scheduler(healthy), worker(healthy, name="worker-after-kill"):
         lost = wait_for_task(task.id, lambda t: t.is_finished, WORKER_LOST_BOUND_SECONDS)
         assert time.monotonic() - killed_at < WORKER_LOST_BOUND_SECONDS
@@ -137,3 +138,19 @@ def test_a_failing_channel_layer_does_not_hurt_the_export(smtp_server):
     (snapshot,) = [m for m in feed.messages if m["type"] == "snapshot"]
     (shown,) = [t for t in snapshot["tasks"] if t["id"] == str(task.id)]
     assert shown["status"] == "succeeded" and shown["download_url"]
+
+
+def test_a_work_horse_killed_alone_fails_its_task_at_once_and_the_worker_goes_on(smtp_server):
+    user = UserFactory()
+    task = export_start(user=user)
+    with StalledServer() as hung_smtp:
+        env = child_env(EMAIL_URL=hung_smtp.url, EMAIL_TIMEOUT="300")
+        with worker(env, name="worker-losing-horse") as survivor:
+            wait_for_task(task.id, lambda t: t.status == "running" and t.detail.startswith("Emailing"), 30)
+            (horse,) = psutil.Process(survivor.pid).children(recursive=True)
+            horse.send_signal(signal.SIGKILL)  # as the kernel's OOM killer would
+            killed_at = time.monotonic()
+            lost = wait_for_task(task.id, lambda t: t.is_finished, 10)
+            assert time.monotonic() - killed_at < 10, "no scheduler needed: the worker itself ends the task"
+            assert lost.status == Task.Status.FAILED and lost.error == WORKER_LOST
+            assert survivor.poll() is None, "the worker survives its work horse"
