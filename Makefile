@@ -28,11 +28,11 @@ redis: install
 
 # Development defaults for `make run` only; anything already in the environment (or .env) wins.
 run: export DEBUG ?= 1
-run: export EMAIL_URL ?= filemail://$(CURDIR)/sent-emails
+run: export EMAIL_URL ?= filemail:///$(CURDIR)/sent-emails
 run: install redis
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_demo
-	@echo "Starting daphne on http://127.0.0.1:8000/ and an RQ worker (Ctrl-C stops both)."
+	@echo "Starting daphne on http://127.0.0.1:$${WEB_PORT:-8000}/, an RQ worker and the scheduler (Ctrl-C stops them all)."
 	$(BIN)/honcho start
 
 test: install-dev redis browser

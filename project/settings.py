@@ -10,7 +10,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 # A developer's .env is optional; real deployments set the environment directly.
-env.read_env(BASE_DIR / ".env", overwrite=False)
+if (BASE_DIR / ".env").is_file():
+    env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-dev-only-key" if DEBUG else environ.Env.NOTSET)
@@ -116,7 +117,7 @@ STORAGES = {
 
 # --- Email ----------------------------------------------------------------------------------
 # EMAIL_URL picks the backend: smtp://user:pass@host:587 in production; consolemail:// or
-# filemail:///path in development so that nothing leaves the machine by accident.
+# filemail:////absolute/path (four slashes) in development so that nothing leaves the machine by accident.
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="exports@localhost")
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
