@@ -18,10 +18,25 @@ CLOSE_UNAUTHENTICATED = 4401
 # Client messages are tiny ({"type": "ping"}); anything longer is refused without parsing it.
 # (daphne itself closes the socket on a message over 1 MiB, before it reaches this consumer.)
 MAX_CLIENT_MESSAGE_CHARS = 4096
-# Replies to a misbehaving client are rate-limited, so a flood cannot make the server buffer
-# an unbounded backlog of error messages for a client that never reads them.
-ERROR_REPLIES_PER_WINDOW = 10
-ERROR_WINDOW_SECONDS = 10.0
+# Answers to client messages are rate-limited per kind (pong, snapshot, error), so a client that
+# floods and never reads cannot make the server buffer an unbounded backlog, nor turn snapshot
+# requests into a flood of database queries. Past the budget, messages are dropped unanswered.
+REPLIES_PER_WINDOW = 10
+REPLY_WINDOW_SECONDS = 10.0
+
+
+class _ReplyBudget:
+    """At most REPLIES_PER_WINDOW replies in each REPLY_WINDOW_SECONDS (a fixed window)."""
+
+    def __init__(self) -> None:
+        self.window_start, self.used = time.monotonic(), 0
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        if now - self.window_start > REPLY_WINDOW_SECONDS:
+            self.window_start, self.used = now, 0
+        self.used += 1
+        return self.used <= REPLIES_PER_WINDOW
 
 
 class TaskNotificationsConsumer(AsyncWebsocketConsumer):
@@ -40,7 +55,7 @@ class TaskNotificationsConsumer(AsyncWebsocketConsumer):
         self.groups_joined = (STAFF_GROUP,) if self.all_users else (user_group_name(user.pk),)
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
-        self._error_window_start, self._error_replies = time.monotonic(), 0
+        self._budgets = {"pong": _ReplyBudget(), "snapshot": _ReplyBudget(), "error": _ReplyBudget()}
         await self.accept()
         await self._send_snapshot()
 
@@ -59,9 +74,11 @@ class TaskNotificationsConsumer(AsyncWebsocketConsumer):
             return await self._reply_error("Invalid JSON.")
         kind = message.get("type") if isinstance(message, dict) else None
         if kind == "ping":
-            await self._send_json({"type": "pong"})
+            if self._budgets["pong"].allow():
+                await self._send_json({"type": "pong"})
         elif kind == "snapshot":
-            await self._send_snapshot()
+            if self._budgets["snapshot"].allow():
+                await self._send_snapshot()
         else:
             await self._reply_error("Unknown message type.")
 
@@ -74,11 +91,7 @@ class TaskNotificationsConsumer(AsyncWebsocketConsumer):
         await self._send_json({"type": "snapshot", "tasks": tasks})
 
     async def _reply_error(self, error: str) -> None:
-        now = time.monotonic()
-        if now - self._error_window_start > ERROR_WINDOW_SECONDS:
-            self._error_window_start, self._error_replies = now, 0
-        if self._error_replies < ERROR_REPLIES_PER_WINDOW:
-            self._error_replies += 1
+        if self._budgets["error"].allow():
             await self._send_json({"type": "error", "error": error})
 
     async def _send_json(self, payload: dict) -> None:

@@ -367,3 +367,22 @@ async def test_a_flood_gets_at_most_ten_error_replies_and_the_socket_keeps_worki
         await run_db(task_mark_running)(task.id)
         assert (await receive_task(ws))["status"] == "running"
         assert await ws.receive_nothing(timeout=QUIET), "no backlog of errors after the flood"
+
+
+async def test_a_flood_of_pings_and_snapshot_requests_gets_bounded_answers(user):
+    task, cookie = await run_db(lambda: (TaskFactory(user=user), session_cookie(user)))()
+    async with socket(cookie) as ws:
+        await receive_snapshot(ws)
+        for _ in range(100):
+            await ws.send_json_to({"type": "ping"})
+            await ws.send_json_to({"type": "snapshot"})
+
+        replies = []
+        while not await ws.receive_nothing(timeout=QUIET):
+            replies.append(await receive(ws))
+        kinds = [reply["type"] for reply in replies]
+        # A client that floods gets a bounded number of answers (and of snapshot queries)...
+        assert kinds.count("pong") == 10 and kinds.count("snapshot") == 10 and len(kinds) == 20
+        # ...while the updates it subscribed to keep flowing.
+        await run_db(task_mark_running)(task.id)
+        assert (await receive_task(ws))["status"] == "running"
