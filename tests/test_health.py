@@ -32,6 +32,7 @@ def test_healthz_counts_live_workers_and_turns_503_when_redis_goes_away():
     with RedisServer() as redis_server:
         env = child_env(REDIS_URL=redis_server.url)
         with daphne(env) as (port, _), worker(env):
+
             def get() -> tuple[int, dict]:
                 try:
                     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as r:

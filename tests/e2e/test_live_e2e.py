@@ -18,24 +18,12 @@ import pytest
 from websockets.asyncio.client import connect
 
 from posts.services import posts_seed
+from tests.contract import TASK_KEYS
 from tests.factories import PASSWORD, UserFactory
 from tests.processes import child_env, daphne, worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-TASK_KEYS = {
-    "id",
-    "kind",
-    "status",
-    "progress",
-    "seq",
-    "detail",
-    "error",
-    "download_url",
-    "created_at",
-    "started_at",
-    "finished_at",
-}
 # Many small chunks and a short throttle, so that one export makes many progress updates.
 POSTS = 30000
 LIVE_ENV = {"EXPORT_CHUNK_SIZE": "200", "EXPORT_PROGRESS_INTERVAL": "0.005"}

@@ -10,21 +10,9 @@ from django.test import Client
 from django.utils import timezone
 
 from exports.models import Task
+from tests.contract import TASK_KEYS
 from tests.factories import TaskFactory, UserFactory
 
-TASK_KEYS = {
-    "id",
-    "kind",
-    "status",
-    "progress",
-    "seq",
-    "detail",
-    "error",
-    "download_url",
-    "created_at",
-    "started_at",
-    "finished_at",
-}
 JSON = {"HTTP_ACCEPT": "application/json"}
 
 

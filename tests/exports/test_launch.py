@@ -14,6 +14,7 @@ from rq import Queue
 from exports import queue as exports_queue
 from exports.models import Task
 from exports.services import ExportAlreadyRunning, export_start
+from tests.contract import TASK_KEYS
 from tests.factories import TaskFactory, UserFactory
 from tests.processes import free_port
 
@@ -30,19 +31,7 @@ def test_json_launch_returns_202_and_enqueues_after_commit(
 
     assert response.status_code == 202
     body = response.json()
-    assert set(body) == {
-        "id",
-        "kind",
-        "status",
-        "progress",
-        "seq",
-        "detail",
-        "error",
-        "download_url",
-        "created_at",
-        "started_at",
-        "finished_at",
-    }
+    assert set(body) == TASK_KEYS
     assert body["status"] == "queued" and body["progress"] == 0 and body["download_url"] is None
     assert len(callbacks) == 1
     assert queue.job_ids == [body["id"]], "the job id is the task id"

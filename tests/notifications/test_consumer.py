@@ -20,25 +20,13 @@ from django.utils import timezone
 from exports.models import Task
 from exports.task_state import ProgressReporter, task_mark_running, task_mark_succeeded
 from project.asgi import application
+from tests.contract import TASK_KEYS
 from tests.factories import PASSWORD, TaskFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PATH = "/ws/notifications/"
 ORIGIN = b"http://127.0.0.1:8000"
-TASK_KEYS = {
-    "id",
-    "kind",
-    "status",
-    "progress",
-    "seq",
-    "detail",
-    "error",
-    "download_url",
-    "created_at",
-    "started_at",
-    "finished_at",
-}
 # Generous: the first message of a test may wait for a new Redis connection and a DB thread.
 TIMEOUT = 5
 # How long "nothing arrives" is watched for.

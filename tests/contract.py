@@ -1,0 +1,18 @@
+"""The documented Task JSON (docs/protocol.md), written out here rather than imported from the
+code under test, so that a change to the shape has to change this contract on purpose."""
+
+TASK_KEYS = frozenset(
+    {
+        "id",
+        "kind",
+        "status",
+        "progress",
+        "seq",
+        "detail",
+        "error",
+        "download_url",
+        "created_at",
+        "started_at",
+        "finished_at",
+    }
+)
