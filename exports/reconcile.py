@@ -49,7 +49,8 @@ def task_reconcile(task: Task) -> str | None:
         return _fail(task_id, WORKER_LOST if "terminated unexpectedly" in (job.exc_info or "") else None)
     if status == JobStatus.FINISHED:
         return _fail(task_id, "The export ended without producing a file.")
-    if status == JobStatus.STARTED and task.status == Task.Status.RUNNING:
+    # Started covers a worker that died before it could even mark the task running.
+    if status == JobStatus.STARTED:
         heartbeat = job.last_heartbeat or job.started_at
         if heartbeat and now - heartbeat > timedelta(seconds=settings.TASK_LOST_AFTER_SECONDS):
             return _fail(task_id, WORKER_LOST)

@@ -203,6 +203,21 @@ def test_reconcile_fails_a_running_task_whose_job_stopped_heartbeating(
     assert not files.work_path(task.id).exists(), "the partial file is deleted"
 
 
+def test_reconcile_fails_a_task_whose_worker_died_before_marking_it_running(
+    user, queue, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        task = export_start(user=user)
+    job = export_job_fetch(str(task.id))
+    queue.connection.hset(
+        job.key, mapping={"status": JobStatus.STARTED, "last_heartbeat": "2020-01-01T00:00:00.000000Z"}
+    )
+
+    assert tasks_reconcile() == {"failed": 1}
+    task.refresh_from_db()
+    assert task.status == Task.Status.FAILED and task.error == WORKER_LOST
+
+
 def test_a_relaunch_clears_a_task_whose_worker_was_lost(user, user_client, queue, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         first = export_start(user=user)
