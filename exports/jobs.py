@@ -8,7 +8,7 @@ from .errors import user_error_for
 from .files import partial_discard
 from .reconcile import tasks_reconcile
 from .services import export_produce, exports_expire
-from .task_state import task_mark_cancelled, task_mark_failed, task_mark_running
+from .task_state import TaskNoLongerRunning, task_mark_cancelled, task_mark_failed, task_mark_running
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +20,9 @@ def export_posts_job(task_id: str) -> str:
         return "skipped"
     try:
         export_produce(task=task)
+    except TaskNoLongerRunning:
+        logger.info("Export %s was ended while running (cancelled?); stopped", task_id)
+        return "stopped"
     except BaseException as exc:
         logger.exception("Export %s failed", task_id)
         task_mark_failed(task_id, error=user_error_for(exc))

@@ -105,10 +105,15 @@ def task_mark_expired(task_id: uuid.UUID | str) -> Task | None:
     )
 
 
+class TaskNoLongerRunning(Exception):
+    """The task was ended elsewhere (cancelled, or failed by the safety net): stop working on it."""
+
+
 class ProgressReporter:
     """Records a running task's progress, throttled: at most one write per interval, never per row.
 
-    Progress only moves forward and stays below 100 until the task has succeeded.
+    Progress only moves forward and stays below 100 until the task has succeeded. Raises
+    TaskNoLongerRunning if the task was ended meanwhile.
     """
 
     def __init__(self, task_id: uuid.UUID | str, *, noun: str = "posts", interval: float | None = None) -> None:
@@ -126,9 +131,12 @@ class ProgressReporter:
         if percent <= self._last_percent:
             return
         self._last_write, self._last_percent = now, percent
-        _transition(
+        recorded = _transition(
             self.task_id,
             allowed_from=(Task.Status.RUNNING,),
             progress=percent,
             detail=f"{done:,} of {total:,} {self.noun}",
         )
+        if recorded is None:
+            # Normally RQ's stop-job command has killed us by now; this covers a lost command.
+            raise TaskNoLongerRunning(self.task_id)

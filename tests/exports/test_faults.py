@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import signal
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 
+from exports import files
 from exports.errors import WORKER_LOST
 from exports.models import Task
 from exports.services import export_start
+from exports.task_state import task_mark_cancelled
+from posts.services import posts_seed
 from tests.factories import PostFactory, UserFactory
 from tests.live import LiveFeed, session_cookie_for
 from tests.processes import (
@@ -154,3 +158,24 @@ def test_a_work_horse_killed_alone_fails_its_task_at_once_and_the_worker_goes_on
             assert time.monotonic() - killed_at < 10, "no scheduler needed: the worker itself ends the task"
             assert lost.status == Task.Status.FAILED and lost.error == WORKER_LOST
             assert survivor.poll() is None, "the worker survives its work horse"
+
+
+def test_a_running_export_cancelled_without_a_stop_command_stops_by_itself(smtp_server):
+    # As if RQ's stop-job command never reached the worker: only the row says "cancelled".
+    user = UserFactory()
+    posts_seed(author=user, count=200_000)
+    task = export_start(user=user)
+    env = child_env(EMAIL_URL=smtp_server.url, EXPORT_CHUNK_SIZE="100", EXPORT_PROGRESS_INTERVAL="0.01")
+    with worker(env, name="worker-cooperative-stop"):
+        wait_for_task(task.id, lambda t: t.status == "running" and 0 < t.progress < 50, 30)
+        assert task_mark_cancelled(task.id)
+        wait_for_task(task.id, lambda t: t.status == "cancelled", 5)
+        log = Path(env["TEST_OUTPUT_DIR"]) / "worker-cooperative-stop.log"
+        deadline = time.monotonic() + 10
+        while "was ended while running" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert "was ended while running" in log.read_text()
+    task.refresh_from_db()
+    assert task.progress < 100 and not task.file
+    assert smtp_server.messages == []
+    assert not files.work_path(task.id).exists()
