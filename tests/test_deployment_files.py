@@ -232,7 +232,9 @@ def test_web_command_is_the_procfiles_bound_for_a_container(services):
     # interface at a fixed port. Everything else (program, application, options) is the same.
     local = procfile()["web"]
     assert "-b 127.0.0.1" in local and "${WEB_PORT:-8000}" in local
-    assert local.replace("-b 127.0.0.1", "-b 0.0.0.0").replace("${WEB_PORT:-8000}", "8000") == services["web"]["command"]
+    assert (
+        local.replace("-b 127.0.0.1", "-b 0.0.0.0").replace("${WEB_PORT:-8000}", "8000") == services["web"]["command"]
+    )
 
 
 def test_migrate_command_is_the_makefiles(services):

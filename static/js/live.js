@@ -118,15 +118,18 @@
     } catch (e) {
       return scheduleReconnect(false);
     }
-    socket.onopen = function () {
-      opened = true; failures = 0; backoff = 1000;
-      stopPolling();
-    };
     socket.onmessage = function (event) {
       var msg;
       try { msg = JSON.parse(event.data); } catch (e) { return; }
-      if (msg.type === "snapshot") receiveTasks(msg.tasks);
-      else if (msg.type === "task") receiveTasks([msg.task]);
+      if (msg.type === "snapshot") {
+        // Connected only once the snapshot (always the first message) is here: a socket that
+        // opens and drops before it counts as a failed attempt, so backoff and polling still apply.
+        opened = true; failures = 0; backoff = 1000;
+        stopPolling();
+        receiveTasks(msg.tasks);
+      } else if (msg.type === "task") {
+        receiveTasks([msg.task]);
+      }
     };
     socket.onclose = function (event) {
       socket = null;

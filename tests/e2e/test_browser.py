@@ -6,64 +6,28 @@ rise to 100 and the download link appear, all pushed over the WebSocket, without
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from django.db import connection, transaction
-from django.utils import timezone
 from playwright.sync_api import expect, sync_playwright
 
-from posts.models import Post
+from tests.e2e.browser import (
+    BAR,
+    DOWNLOAD_LINK,
+    OUT,
+    RECORD_PROGRESS,
+    bar_value,
+    launch_chromium,
+    seed_posts,
+    site_env_for,
+)
 from tests.factories import PASSWORD, UserFactory
-from tests.processes import ROOT, child_env, daphne, worker
+from tests.processes import daphne, worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # Big enough that the export runs for a second or two (it streams ~400k posts a second here).
 POSTS = 600_000
-SITE_ENV = {"EXPORT_CHUNK_SIZE": "500", "EXPORT_PROGRESS_INTERVAL": "0.05"}
-OUT = Path(os.environ.get("TEST_OUTPUT_DIR", ROOT / "test-output"))
-BAR = ".task [role=progressbar]"
-DOWNLOAD_LINK = "[data-field=download] a"
-
-# Runs in the page before its own scripts: records every value the task page's bar is given.
-RECORD_PROGRESS = """
-window.__progress = [];
-new MutationObserver(function (records) {
-  records.forEach(function (r) {
-    if (r.target.matches && r.target.matches(".task [role=progressbar]")) {
-      window.__progress.push(Number(r.target.getAttribute("aria-valuenow")));
-    }
-  });
-}).observe(document, {subtree: true, attributes: true, attributeFilter: ["aria-valuenow"]});
-"""
-
-
-def seed_posts(user, count: int) -> None:
-    """Insert `count` posts in one statement: posts.services.posts_seed builds a model per row
-    (about 30 µs each), far too slow for the million-row scale that makes an export last."""
-    table = Post._meta.db_table
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (author_id, body, created_at) "  # noqa: S608 -- our own table name
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %s) "
-            "SELECT %s, 'Browser post ' || i, %s FROM n",
-            [count, user.pk, timezone.now()],
-        )
-    assert Post.objects.filter(author=user).count() == count
 
 
 @pytest.fixture
@@ -75,22 +39,7 @@ def exporter(db):
 
 @pytest.fixture
 def site_env(smtp_server) -> dict[str, str]:
-    env = child_env(EMAIL_URL=smtp_server.url, **SITE_ENV)
-    # Production settings serve static files (live.js) from STATIC_ROOT through WhiteNoise.
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True, timeout=60
-    )
-    return env
-
-
-def launch_chromium(playwright):
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install it with `bash scripts/ensure_chromium.sh` (or `make browser`).")
-    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-
-
-def bar_value(page) -> int:
-    return int(page.locator(BAR).get_attribute("aria-valuenow"))
+    return site_env_for(smtp_server.url)
 
 
 def test_user_watches_an_export_progress_live_and_gets_the_download_link(exporter, site_env):

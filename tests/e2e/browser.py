@@ -1,0 +1,110 @@
+"""Shared set-up for the Playwright tests: site processes' environment, fast seeding, Chromium."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from django.db import connection, connections, transaction
+from django.utils import timezone
+
+from posts.models import Post
+from tests.live import session_cookie_for
+from tests.processes import ROOT, child_env
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Many small chunks and a short throttle, so that an export reports its progress often.
+SITE_ENV = {"EXPORT_CHUNK_SIZE": "500", "EXPORT_PROGRESS_INTERVAL": "0.05"}
+OUT = Path(os.environ.get("TEST_OUTPUT_DIR", ROOT / "test-output"))
+BAR = ".task [role=progressbar]"
+DOWNLOAD_LINK = "[data-field=download] a"
+
+# Runs in the page before its own scripts: records every value a task's bar is given.
+RECORD_PROGRESS = """
+window.__progress = [];
+new MutationObserver(function (records) {
+  records.forEach(function (r) {
+    if (r.target.matches && r.target.matches(".task [role=progressbar]")) {
+      window.__progress.push(Number(r.target.getAttribute("aria-valuenow")));
+    }
+  });
+}).observe(document, {subtree: true, attributes: true, attributeFilter: ["aria-valuenow"]});
+"""
+
+
+def seed_posts(user, count: int) -> None:
+    """Insert `count` posts in one statement: posts.services.posts_seed builds a model per row
+    (about 30 µs each), far too slow for the million-row scale that makes an export last."""
+    table = Post._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (author_id, body, created_at) "  # noqa: S608 -- our own table name
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %s) "
+            "SELECT %s, 'Browser post ' || i, %s FROM n",
+            [count, user.pk, timezone.now()],
+        )
+    assert Post.objects.filter(author=user).count() == count
+
+
+def site_env_for(smtp_url: str, **extra: str) -> dict[str, str]:
+    """The environment for daphne and the worker, with the static files collected for daphne.
+
+    Production settings (DEBUG off) serve static files (live.js) from STATIC_ROOT through WhiteNoise,
+    and daphne reads STATIC_ROOT when it starts: collect first.
+    """
+    env = child_env(EMAIL_URL=smtp_url, **{**SITE_ENV, **extra})
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True, timeout=60
+    )
+    return env
+
+
+def launch_chromium(playwright):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install it with `bash scripts/ensure_chromium.sh` (or `make browser`).")
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+
+
+def off_loop(fn, *args, **kwargs):
+    """Call `fn` (which uses the ORM) in another thread and return its result.
+
+    Sync Playwright runs an event loop in the test's thread, and Django refuses ORM calls from a
+    thread with a running loop (SynchronousOnlyOperation).
+    """
+
+    def call():
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(call).result()
+
+
+def sign_in(context, user, url: str) -> None:
+    """Give a browser context the session cookie of `user` for the site at `url` (any page of it).
+
+    The login form is covered by test_browser.py; this is the quick way in.
+    """
+    host = urlsplit(url).hostname
+    cookie = off_loop(session_cookie_for, user)
+    # For the whole site: a cookie set for a page's URL would be scoped to that page's path.
+    context.add_cookies([{"name": "sessionid", "value": cookie, "domain": host, "path": "/", "httpOnly": True}])
+
+
+def bar_value(page, selector: str = BAR) -> int:
+    return int(page.locator(selector).get_attribute("aria-valuenow"))
