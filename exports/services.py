@@ -87,8 +87,7 @@ def _export_create(user) -> Task:
 
 
 def _enqueue_or_withdraw(task: Task) -> None:
-    # Announced before the job exists, so the worker's first update can never overtake it.
-    task_announce(task)
+    task_announce(task)  # before the job exists: see task_announce
     try:
         export_job_enqueue(str(task.id))
     except RedisError as exc:

@@ -41,8 +41,12 @@ def _transition(
 
 
 def task_announce(task: Task) -> None:
-    """Push a new task's first state (seq 0) to the owner's other open pages."""
-    publish_task_update(user_id=task.user_id, task=task_to_dict(task), wait=True)
+    """Push a new task's first state (seq 0) to the owner's other open pages.
+
+    Called before the job is enqueued, so it is published before the worker (another process,
+    which must first take the job and fork) can publish anything; `seq` covers the rest.
+    """
+    publish_task_update(user_id=task.user_id, task=task_to_dict(task), wait=False)
 
 
 def task_mark_running(task_id: uuid.UUID | str, *, detail: str = "Starting…") -> Task | None:

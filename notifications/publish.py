@@ -79,9 +79,8 @@ _publisher = _LayerPublisher()
 def publish_task_update(*, user_id: int, task: dict[str, Any], wait: bool) -> bool:
     """Tell the owner's open pages and staff that a task changed; `wait` blocks until Redis has it.
 
-    Waiting is for messages that must not be overtaken or lost to a process exiting: a task's
-    final state (the work horse exits right after) and a new task's first state (its worker,
-    another process, publishes next). Progress updates are handed off without waiting.
+    Waiting is for a task's final state, which must not be lost to the work horse exiting right
+    after. Other updates are handed off without waiting and published in the order given.
 
     Delivery is at-most-once: the task row stays the truth, and a page that missed this
     catches up from the snapshot it gets on (re)connect.

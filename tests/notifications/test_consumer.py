@@ -18,7 +18,7 @@ from django.test import Client
 from django.utils import timezone
 
 from exports.models import Task
-from exports.task_state import ProgressReporter, task_mark_running, task_mark_succeeded
+from exports.task_state import ProgressReporter, TaskNoLongerRunning, task_mark_running, task_mark_succeeded
 from project.asgi import application
 from tests.contract import TASK_KEYS
 from tests.factories import PASSWORD, TaskFactory, UserFactory
@@ -221,7 +221,8 @@ async def test_a_change_that_the_state_api_refuses_is_not_pushed(user):
         assert shown["status"] == "failed"
 
         assert await run_db(task_mark_running)(task.id) is None
-        await run_db(ProgressReporter(task.id, interval=0))(50, 100)
+        with pytest.raises(TaskNoLongerRunning):  # a job reporting on it is told to stop
+            await run_db(ProgressReporter(task.id, interval=0))(50, 100)
 
         assert await ws.receive_nothing(timeout=QUIET)
 
