@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
-
-logger = logging.getLogger(__name__)
 
 
 def work_path(task_id) -> Path:

@@ -6,7 +6,6 @@ user, failed by the safety net) is never brought back to life by a late write fr
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 
@@ -18,8 +17,6 @@ from notifications.publish import publish_task_update
 
 from .models import Task
 from .selectors import task_to_dict
-
-logger = logging.getLogger(__name__)
 
 # Errors are shown to users; keep them to a sentence.
 ERROR_MAX_LENGTH = Task._meta.get_field("error").max_length
