@@ -61,3 +61,8 @@ migrations-check: install
 
 clean:
 	rm -rf $(VENV) staticfiles test-output .pytest_cache .ruff_cache
+
+# Issue #6 benchmarks on the real stack (daphne, an RQ worker, Redis db 12, SQLite, PostgreSQL);
+# rewrites BENCHMARKS.md. `make bench BENCH_ARGS=--smoke` is the quick check that they all run.
+bench: install-dev redis
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
