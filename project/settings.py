@@ -112,18 +112,21 @@ USE_TZ = True
 
 # --- Static and uploaded files ------------------------------------------------------------
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 MEDIA_URL = "media/"  # never routed: export files are served only through the owner-checked view
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
-        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        "BACKEND": "project.storage.StaticFilesStorage"
         if not DEBUG
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+# Serve from the app folders too, so that static files work before `collectstatic` has run;
+# collected files in STATIC_ROOT (hashed, compressed, cached for a year) are preferred.
+WHITENOISE_USE_FINDERS = True
 
 # --- Email ----------------------------------------------------------------------------------
 # EMAIL_URL picks the backend: smtp://user:pass@host:587 in production; consolemail:// or
