@@ -179,3 +179,30 @@ def test_a_running_export_cancelled_without_a_stop_command_stops_by_itself(smtp_
     assert task.progress < 100 and not task.file
     assert smtp_server.messages == []
     assert not files.work_path(task.id).exists()
+
+
+def test_cancelling_a_running_export_stops_its_work_horse(smtp_server):
+    user = UserFactory()
+    posts_seed(author=user, count=200_000)
+    env = child_env(EMAIL_URL=smtp_server.url, EXPORT_CHUNK_SIZE="100", EXPORT_PROGRESS_INTERVAL="0.01")
+    with daphne(env) as (port, _), worker(env, name="worker-stop-job") as running_worker:
+        session = HttpSession(port, session_cookie_for(user))
+        status, body = session.request("POST", "/exports/", json_client=True)
+        task_id = json.loads(body)["id"]
+        wait_for_task(task_id, lambda t: t.status == "running" and 0 < t.progress < 50, 30)
+        (horse,) = psutil.Process(running_worker.pid).children(recursive=True)
+
+        status, body = session.request("POST", f"/exports/{task_id}/cancel/", json_client=True)
+        assert status == 200 and json.loads(body)["status"] == "cancelled"
+        horse.wait(10)  # killed by the worker on RQ's stop-job command, not left to finish
+        log = Path(env["TEST_OUTPUT_DIR"]) / "worker-stop-job.log"
+        deadline = time.monotonic() + 10
+        while "stopped by user" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "stopped by user" in log.read_text()
+        assert running_worker.poll() is None, "the worker itself goes on"
+
+    task = Task.objects.get(pk=task_id)
+    assert task.status == Task.Status.CANCELLED and task.progress < 100 and not task.file
+    assert smtp_server.messages == []
+    assert not files.work_path(task_id).exists(), "the partial file is deleted"
