@@ -193,11 +193,17 @@ CHANNEL_LAYERS = {
         # message harmless (docs/protocol.md). It holds one Redis connection per process and
         # event loop for all its sockets, so there is no per-socket connection pool to size.
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        # The list-based layer's tuning knobs do not exist here, on purpose: no `capacity` (nothing
+        # is queued in Redis to overflow), no `expiry`/`group_expiry` (a group lives exactly as long
+        # as its subscribers), and no per-socket connection pool to exhaust when a thousand pages
+        # reconnect at once. Measured in BENCHMARKS.md (live latency and loss, socket capacity).
         "CONFIG": {
             "hosts": [_layer_host],
             # Pub/sub channels are global to a Redis server (not per database number), so a
             # prefix keeps two projects, or the test suite, apart on one server.
             "prefix": env.str("CHANNEL_LAYER_PREFIX", default="exports-live"),
+            # msgpack (the default, stated): compact, and the same on every process of a deployment.
+            "serializer_format": "msgpack",
         },
     },
 }
