@@ -155,6 +155,20 @@ def daphne(env: dict[str, str], app: str = "project.asgi:application", name: str
             stop(proc)
 
 
+def _run_module(module: str, args, env: dict[str, str], name: str, timeout: float) -> subprocess.CompletedProcess:
+    """`python -m module args` to completion: stdout captured, stderr to the log file `name`."""
+    with open(log_path(name), "w") as log:
+        return subprocess.run(
+            [PYTHON, "-m", module, *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            timeout=timeout,
+        )
+
+
 def run_measured(args: list[str], env: dict[str, str], name: str, timeout: float = 600) -> dict:
     """Run a child to completion; return its exit code, stdout, wall time and peak RSS (bytes).
 
@@ -164,16 +178,7 @@ def run_measured(args: list[str], env: dict[str, str], name: str, timeout: float
     from benchmarks.peak_rss import MARK
 
     started = time.monotonic()
-    with open(log_path(name), "w") as log:
-        proc = subprocess.run(
-            [PYTHON, "-m", "benchmarks.peak_rss", *args],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            timeout=timeout,
-        )
+    proc = _run_module("benchmarks.peak_rss", args, env, name, timeout)
     wall = time.monotonic() - started
     peak = [int(line[len(MARK) :]) for line in proc.stdout.splitlines() if line.startswith(MARK)]
     return {
@@ -188,16 +193,7 @@ def run_measured(args: list[str], env: dict[str, str], name: str, timeout: float
 def run_driver(module: str, env: dict[str, str], args: list[str] = (), timeout: float = 900) -> dict:
     """Run one benchmark driver (`python -m benchmarks.X`) and return the result it printed."""
     name = module.rsplit(".", 1)[-1] + "-" + env["DATABASE_URL"].split(":", 1)[0]
-    with open(log_path(name), "w") as log:
-        proc = subprocess.run(
-            [PYTHON, "-m", module, *args],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            timeout=timeout,
-        )
+    proc = _run_module(module, args, env, name, timeout)
     result = parse_result(proc.stdout)
     if proc.returncode != 0 or result is None:
         tail = log_path(name).read_text()[-3000:]
