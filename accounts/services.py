@@ -7,7 +7,7 @@ import logging
 from django.db import transaction
 from redis.exceptions import RedisError
 
-from exports.queue import default_queue
+from tasks.queue import default_queue
 
 from .forms import SignupForm
 

@@ -3,28 +3,29 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.core.mail import EmailMessage
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from .models import Task
-
-ATTACHMENT_NAME = "posts.json"
+from tasks.models import Task
 
 
-def export_email_send(*, task: Task, post_count: int) -> bool:
+def export_email_send(*, task: Task, stored_name: str, post_count: int) -> bool:
     """Send the export to its owner. Returns False when the user has no address to send to."""
     user = task.user
     if not user.email:
         return False
-    size = task.file.size
+    size = default_storage.size(stored_name)
     attach = size <= settings.EXPORT_EMAIL_ATTACHMENT_MAX_BYTES
+    file_name = stored_name.rsplit("/", 1)[-1]
     context = {
         "user": user,
         "post_count": post_count,
         "attached": attach,
+        "file_name": file_name,
         "size": size,
-        "download_url": settings.SITE_URL + reverse("exports:download", args=[task.id]),
+        "download_url": settings.SITE_URL + reverse("tasks:download", args=[task.id]),
         "task_url": settings.SITE_URL + reverse("exports:detail", args=[task.id]),
     }
     message = EmailMessage(
@@ -33,7 +34,7 @@ def export_email_send(*, task: Task, post_count: int) -> bool:
         to=[user.email],
     )
     if attach:
-        with task.file.open("rb") as fh:
-            message.attach(ATTACHMENT_NAME, fh.read(), "application/json")
+        with default_storage.open(stored_name, "rb") as fh:
+            message.attach(file_name, fh.read(), "application/json")
     message.send()
     return True

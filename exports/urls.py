@@ -1,11 +1,12 @@
 from django.urls import path
 
+from tasks.urls import kind_urlpatterns
+
 from . import views
+from .services import EXPORT_POSTS
 
 app_name = "exports"
 urlpatterns = [
     path("", views.export_list, name="list"),
-    path("<uuid:task_id>/", views.export_detail, name="detail"),
-    path("<uuid:task_id>/cancel/", views.export_cancel_view, name="cancel"),
-    path("<uuid:task_id>/download/", views.export_download, name="download"),
+    *kind_urlpatterns(EXPORT_POSTS, detail_template="exports/export_detail.html"),
 ]

@@ -17,7 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from rq import Worker
 
-from exports.queue import default_queue
+from tasks.queue import default_queue
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import django_stubs_ext
 import environ
+
+# Lets classes such as ModelAdmin[Task] be written with their type argument at run time too.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -32,10 +36,12 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_rq",
+    # The push layer, then the generic core of long tasks, then the apps that declare kinds of task.
+    "notifications",
+    "tasks",
     "accounts",
     "posts",
     "exports",
-    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -176,11 +182,11 @@ RQ_QUEUES = {
     },
 }
 RQ = {
-    # The services enqueue inside transaction.on_commit themselves (exports/services.py), so the
+    # The services enqueue inside transaction.on_commit themselves (tasks/services.py), so the
     # deferral is visible in the code; django-rq must not defer a second time.
     "COMMIT_MODE": "auto",
-    # Heartbeats running jobs every few seconds and ends a task whose work horse dies (exports/worker.py).
-    "WORKER_CLASS": "exports.worker.TaskWorker",
+    # Heartbeats running jobs every few seconds and ends a task whose work horse dies (tasks/worker.py).
+    "WORKER_CLASS": "tasks.worker.TaskWorker",
 }
 RQ_SHOW_ADMIN_LINK = True
 
@@ -208,35 +214,38 @@ CHANNEL_LAYERS = {
     },
 }
 
-# --- Exports --------------------------------------------------------------------------------
-# Above this size the email carries a download link instead of the file.
-EXPORT_EMAIL_ATTACHMENT_MAX_BYTES = env.int("EXPORT_EMAIL_ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
-# Rows fetched from the database per round trip while streaming an export.
-EXPORT_CHUNK_SIZE = env.int("EXPORT_CHUNK_SIZE", default=2000)
+# --- Tasks: the generic core (tasks/) --------------------------------------------------------
+# (Earlier releases named the first four EXPORT_PROGRESS_INTERVAL, EXPORT_RETRY_ATTEMPTS,
+# EXPORT_RETRY_BACKOFF and EXPORT_RETENTION_DAYS; rename them in your environment when upgrading.)
 # Minimum seconds between two progress updates of one task (row write + live push).
-EXPORT_PROGRESS_INTERVAL = env.float("EXPORT_PROGRESS_INTERVAL", default=0.25)
-
-# Hard limit for one export job; past it the task ends "failed" with "The export timed out."
-EXPORT_JOB_TIMEOUT = env.int("EXPORT_JOB_TIMEOUT", default=15 * 60)
+TASK_PROGRESS_INTERVAL = env.float("TASK_PROGRESS_INTERVAL", default=0.25)
 # Transient faults (SMTP refused, storage error) are retried this many times in all, with
-# exponential backoff starting at EXPORT_RETRY_BACKOFF seconds, before the task fails.
-EXPORT_RETRY_ATTEMPTS = env.int("EXPORT_RETRY_ATTEMPTS", default=4)
-EXPORT_RETRY_BACKOFF = env.float("EXPORT_RETRY_BACKOFF", default=2.0)
-# Finished export files are deleted after this many days; the task then shows "expired".
-EXPORT_RETENTION_DAYS = env.int("EXPORT_RETENTION_DAYS", default=7)
-# Exports are written here first, under the task id, then moved into storage. Inside MEDIA_ROOT so
-# that whichever process cleans up after a killed job (worker, scheduler job, web) can reach it.
-EXPORT_WORK_DIR = Path(env.str("EXPORT_WORK_DIR", default=str(MEDIA_ROOT / "exports-in-progress")))
+# exponential backoff starting at TASK_RETRY_BACKOFF seconds, before the task fails.
+TASK_RETRY_ATTEMPTS = env.int("TASK_RETRY_ATTEMPTS", default=4)
+TASK_RETRY_BACKOFF = env.float("TASK_RETRY_BACKOFF", default=2.0)
+# Result files (an export's JSON) are deleted after this many days; the task then shows "expired".
+TASK_RESULT_RETENTION_DAYS = env.int("TASK_RESULT_RETENTION_DAYS", default=7)
+# Inputs (uploads) and half-written outputs, named by task id. Inside MEDIA_ROOT so that whichever
+# process cleans up after a killed job (worker, scheduler, web) can reach it; never served.
+TASK_WORK_DIR = Path(env.str("TASK_WORK_DIR", default=str(MEDIA_ROOT / "tasks-in-progress")))
 
-# --- Safety net for lost jobs (exports/reconcile.py) ----------------------------------------
+# --- Safety net for lost jobs (tasks/reconcile.py, run by `manage.py task_scheduler`) ------------
 # Workers heartbeat their running job this often (RQ's default is 30 s)...
 WORKER_JOB_HEARTBEAT_SECONDS = env.int("WORKER_JOB_HEARTBEAT_SECONDS", default=5)
 # ...so a running task whose job has not heartbeaten for this long lost its worker.
 TASK_LOST_AFTER_SECONDS = env.int("TASK_LOST_AFTER_SECONDS", default=20)
 # A queued task whose job is missing from Redis this long after creation is re-enqueued.
 TASK_QUEUED_GRACE_SECONDS = env.int("TASK_QUEUED_GRACE_SECONDS", default=15)
-# How often the scheduler (`manage.py rqcron exports.cron`) runs the reconciliation.
+# How often the scheduler runs the safety net.
 TASK_RECONCILE_INTERVAL_SECONDS = env.int("TASK_RECONCILE_INTERVAL_SECONDS", default=10)
+
+# --- Exports (exports/) ---------------------------------------------------------------------
+# Above this size the email carries a download link instead of the file.
+EXPORT_EMAIL_ATTACHMENT_MAX_BYTES = env.int("EXPORT_EMAIL_ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
+# Rows fetched from the database per round trip while streaming an export.
+EXPORT_CHUNK_SIZE = env.int("EXPORT_CHUNK_SIZE", default=2000)
+# Hard limit for one export job; past it the task ends "failed" with "The posts export timed out."
+EXPORT_JOB_TIMEOUT = env.int("EXPORT_JOB_TIMEOUT", default=15 * 60)
 
 # --- Security -------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from exports.queue import default_queue
+from tasks.queue import default_queue
 
 from .factories import PASSWORD, UserFactory
 from .processes import CapturedSMTP

@@ -5,6 +5,10 @@ TASK_KEYS = frozenset(
     {
         "id",
         "kind",
+        "label",
+        "status_display",
+        "url",
+        "cancel_url",
         "status",
         "progress",
         "seq",

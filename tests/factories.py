@@ -1,8 +1,8 @@
 import factory
 from django.contrib.auth import get_user_model
 
-from exports.models import Task
 from posts.models import Post
+from tasks.models import Task
 
 PASSWORD = "correct horse battery staple"
 
@@ -35,4 +35,4 @@ class TaskFactory(factory.django.DjangoModelFactory):
         model = Task
 
     user = factory.SubFactory(UserFactory)
-    kind = Task.Kind.EXPORT_POSTS
+    kind = "export_posts"

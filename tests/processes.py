@@ -98,8 +98,8 @@ def worker(env: dict[str, str], name: str = "worker"):
 
 @contextmanager
 def scheduler(env: dict[str, str], name: str = "scheduler"):
-    """`manage.py rqcron exports.cron`: enqueues the periodic jobs (reconciliation, expiry)."""
-    with running([sys.executable, "manage.py", "rqcron", "exports.cron"], env, name) as proc:
+    """`manage.py task_scheduler`: the safety net and the periodic upkeep, in its own process."""
+    with running([sys.executable, "manage.py", "task_scheduler"], env, name) as proc:
         yield proc
 
 

@@ -28,7 +28,7 @@ _test_value("REDIS_URL", os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:637
 # Pub/sub channels ignore Redis database numbers: a per-run prefix keeps runs apart.
 _test_value("CHANNEL_LAYER_PREFIX", f"test-{os.getpid()}")
 _test_value("MEDIA_ROOT", str(_OUT / "media"))
-_test_value("EXPORT_PROGRESS_INTERVAL", "0.05")
+_test_value("TASK_PROGRESS_INTERVAL", "0.05")
 if not _CHILD:
     os.environ.pop("CHANNEL_LAYER_REDIS_URL", None)
     os.environ.pop("REDIS_SENTINELS", None)

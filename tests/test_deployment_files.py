@@ -298,8 +298,8 @@ def test_dockerfile_collects_static_files_with_a_dummy_key(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     manifest = json.loads((tmp_path / "staticfiles.json").read_text())["paths"]
-    assert {"js/live.js", "css/app.css"} <= set(manifest)
-    assert (tmp_path / manifest["js/live.js"]).is_file()
+    assert {"tasks/live.js", "css/app.css"} <= set(manifest)
+    assert (tmp_path / manifest["tasks/live.js"]).is_file()
 
 
 def test_dockerignore_keeps_local_state_and_secrets_out_of_the_image():

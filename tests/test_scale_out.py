@@ -13,10 +13,10 @@ import pytest
 from rq import Worker
 from websockets.asyncio.client import connect
 
-from exports.models import Task
-from exports.queue import default_queue
 from exports.services import export_start
 from posts.services import posts_seed
+from tasks.models import Task
+from tasks.queue import default_queue
 from tests.factories import UserFactory
 from tests.live import session_cookie_for
 from tests.processes import HttpSession, child_env, daphne, running, worker
@@ -51,7 +51,7 @@ def test_two_daphnes_and_two_workers_serve_twenty_users_at_once(smtp_server):
     for user in users:
         posts_seed(author=user, count=POSTS_EACH)
     cookies = [session_cookie_for(user) for user in users]
-    env = child_env(EMAIL_URL=smtp_server.url, EXPORT_CHUNK_SIZE="50", EXPORT_PROGRESS_INTERVAL="0.01")
+    env = child_env(EMAIL_URL=smtp_server.url, EXPORT_CHUNK_SIZE="50", TASK_PROGRESS_INTERVAL="0.01")
 
     with (
         daphne(env) as (port_a, _),
@@ -83,7 +83,7 @@ def test_two_daphnes_and_two_workers_serve_twenty_users_at_once(smtp_server):
         assert task.status == Task.Status.SUCCEEDED
         data = json.loads(task.file.open("rb").read())
         assert data["count"] == POSTS_EACH == len(data["posts"])
-        job_starts = re.findall(rf"default: exports\.jobs\.export_posts_job\('{task.id}'\)", worker_logs)
+        job_starts = re.findall(rf"default: tasks\.jobs\.task_run_job\('{task.id}'\)", worker_logs)
         assert len(job_starts) == 1, "each job ran exactly once"
     assert sorted(m["To"] for m in smtp_server.messages) == sorted(u.email for u in users)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from exports.models import Task
+from tasks.models import Task
 from tests.factories import TaskFactory
 
 TASK_PAGES = ["/exports/{id}/", "/exports/{id}/download/", "/api/tasks/{id}/"]
 TASK_ACTIONS = ["/exports/{id}/cancel/"]
-PAGES = ["/", "/posts/", "/exports/", "/admin/exports/task/", "/django-rq/"] + TASK_PAGES
+PAGES = ["/", "/posts/", "/exports/", "/admin/tasks/task/", "/django-rq/"] + TASK_PAGES
 
 
 @pytest.fixture

@@ -27,21 +27,21 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 # Many small chunks and a short throttle, so that an export reports its progress often.
-SITE_ENV = {"EXPORT_CHUNK_SIZE": "500", "EXPORT_PROGRESS_INTERVAL": "0.05"}
+SITE_ENV = {"EXPORT_CHUNK_SIZE": "500", "TASK_PROGRESS_INTERVAL": "0.05"}
 OUT = Path(os.environ.get("TEST_OUTPUT_DIR", ROOT / "test-output"))
-BAR = ".task [role=progressbar]"
-DOWNLOAD_LINK = "[data-field=download] a"
+BAR = "main .task progress[data-field=bar]"
+DOWNLOAD_LINK = "main [data-field=download] a"
 
 # Runs in the page before its own scripts: records every value a task's bar is given.
 RECORD_PROGRESS = """
 window.__progress = [];
 new MutationObserver(function (records) {
   records.forEach(function (r) {
-    if (r.target.matches && r.target.matches(".task [role=progressbar]")) {
-      window.__progress.push(Number(r.target.getAttribute("aria-valuenow")));
+    if (r.target.matches && r.target.matches(".task progress[data-field=bar]")) {
+      window.__progress.push(Number(r.target.getAttribute("value")));
     }
   });
-}).observe(document, {subtree: true, attributes: true, attributeFilter: ["aria-valuenow"]});
+}).observe(document, {subtree: true, attributes: true, attributeFilter: ["value"]});
 """
 
 
@@ -107,4 +107,4 @@ def sign_in(context, user, url: str) -> None:
 
 
 def bar_value(page, selector: str = BAR) -> int:
-    return int(page.locator(selector).get_attribute("aria-valuenow"))
+    return int(page.locator(selector).get_attribute("value"))

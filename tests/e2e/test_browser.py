@@ -63,9 +63,9 @@ def test_user_watches_an_export_progress_live_and_gets_the_download_link(exporte
             page.locator("#export-button").click()
             page.wait_for_url(re.compile(rf"^{re.escape(base)}/exports/[0-9a-f-]{{36}}/$"))
             task_id = page.url.rstrip("/").rsplit("/", 1)[1]
-            expect(page.locator(".task [data-field=status]")).to_have_text("Queued")
+            expect(page.locator("main .task [data-field=status]")).to_have_text("Queued")
             assert bar_value(page) == 0
-            expect(page.locator("[data-field=download]")).to_be_hidden()
+            expect(page.locator("main [data-field=download]")).to_be_hidden()
 
             # From here on the page must never be reloaded or left: this marker would be lost.
             page.evaluate("window.__marker = 1")
@@ -77,24 +77,24 @@ def test_user_watches_an_export_progress_live_and_gets_the_download_link(exporte
 
             with worker(site_env, name=f"worker-browser-{port}"):
                 page.wait_for_function(
-                    f"() => {{ const v = +document.querySelector('{BAR}').getAttribute('aria-valuenow');"
+                    f"() => {{ const v = +document.querySelector('{BAR}').getAttribute('value');"
                     " return v >= 5 && v <= 90; }",
                     polling=20,
                 )
                 mid = bar_value(page)
                 page.screenshot(path=str(OUT / "export-progress.png"), full_page=True)
                 assert 0 < mid < 100
-                expect(page.locator(".task [data-field=status]")).to_have_text("Running")
+                expect(page.locator("main .task [data-field=status]")).to_have_text("Running")
 
                 link = page.locator(DOWNLOAD_LINK)
                 expect(link).to_be_visible(timeout=40_000)
                 page.screenshot(path=str(OUT / "export-done.png"), full_page=True)
 
-            assert link.get_attribute("href") == f"/exports/{task_id}/download/"
+            assert link.get_attribute("href") == f"/tasks/{task_id}/download/"
             assert bar_value(page) == 100
-            expect(page.locator(".task [data-field=percent]")).to_have_text("100%")
-            expect(page.locator(".task [data-field=status]")).to_have_text("Succeeded")
-            expect(page.locator(".task [data-field=detail]")).to_have_text(f"{POSTS:,} posts exported")
+            expect(page.locator("main .task [data-field=percent]")).to_have_text("100%")
+            expect(page.locator("main .task [data-field=status]")).to_have_text("Succeeded")
+            expect(page.locator("main .task [data-field=detail]")).to_have_text(f"{POSTS:,} posts exported")
 
             assert page.evaluate("window.__marker") == 1, "the page was reloaded"
             assert navigations == [], f"the page navigated: {navigations}"

@@ -16,9 +16,10 @@ import time
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from exports.models import Task
 from exports.services import export_start
-from exports.task_state import ProgressReporter, task_mark_running
+from tasks.models import Task
+from tasks.progress import ProgressReporter
+from tasks.state import task_mark_running
 from tests.e2e.browser import (
     BAR,
     DOWNLOAD_LINK,
@@ -38,7 +39,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.django_db(trans
 
 # The export itself is not under test here: enough posts for a few progress steps, quickly.
 POSTS = 100_000
-STATUS = ".task [data-field=status]"
+STATUS = "main .task [data-field=status]"
 # live.js backs off up to 30 s; after a short outage its next attempt comes within ~10 s.
 RECONNECT_TIMEOUT_MS = 30_000
 EXPORT_TIMEOUT_MS = 30_000
@@ -142,9 +143,9 @@ def expect_final_state(page, task: Task) -> None:
     link = page.locator(DOWNLOAD_LINK)
     expect(link).to_be_visible(timeout=RECONNECT_TIMEOUT_MS)
     expect(page.locator(STATUS)).to_have_text("Succeeded")
-    expect(page.locator(BAR)).to_have_attribute("aria-valuenow", "100")
-    expect(page.locator(".task [data-field=percent]")).to_have_text("100%")
-    assert link.get_attribute("href") == f"/exports/{task.id}/download/"
+    expect(page.locator(BAR)).to_have_attribute("value", "100")
+    expect(page.locator("main .task [data-field=percent]")).to_have_text("100%")
+    assert link.get_attribute("href") == f"/tasks/{task.id}/download/"
 
 
 def test_open_page_reconnects_after_daphne_restarts_and_shows_the_final_state(site_env, exporter, queued_task, browser):
@@ -172,7 +173,7 @@ def test_open_page_reconnects_after_daphne_restarts_and_shows_the_final_state(si
     assert page.evaluate("window.__ws.opened") == 1
     expect(page.locator(STATUS)).to_have_text("Queued")
     assert bar_value(page) == 0
-    expect(page.locator("[data-field=download]")).to_be_hidden()
+    expect(page.locator("main [data-field=download]")).to_be_hidden()
 
     with daphne(site_env, port=port):
         expect_final_state(page, task)
@@ -236,19 +237,19 @@ def test_page_polls_the_api_when_websockets_cannot_connect(site_env, exporter, q
 
 def test_staff_admin_task_list_updates_another_users_task_live(site_env, queued_task, staff, browser):
     task = queued_task
-    row = f'span.task[data-task-id="{task.id}"]'
+    row = f'div.task[data-task-id="{task.id}"]'
 
     with daphne(site_env) as (port, _):
-        page, errors = open_page(browser, staff, f"http://127.0.0.1:{port}/admin/exports/task/")
+        page, errors = open_page(browser, staff, f"http://127.0.0.1:{port}/admin/tasks/task/")
         bar = page.locator(f"{row} progress[data-field=bar]")
         status = page.locator(f"{row} [data-field=status]")
-        expect(bar).to_have_attribute("aria-valuenow", "0")
+        expect(bar).to_have_attribute("value", "0")
         expect(status).to_have_text("Queued")
         page.wait_for_function("() => window.__ws.opened === 1 && window.__progress.length > 0")  # live
 
         with worker(site_env, name=f"worker-admin-{port}"):
             expect(status).to_have_text("Succeeded", timeout=EXPORT_TIMEOUT_MS)
-        expect(bar).to_have_attribute("aria-valuenow", "100")
+        expect(bar).to_have_attribute("value", "100")
         assert bar.evaluate("n => n.value") == 100
         expect(page.locator(f"{row} [data-field=percent]")).to_have_text("100%")
         values = page.evaluate("window.__progress")
@@ -290,23 +291,23 @@ def test_export_page_layout_on_a_phone_and_a_desktop(site_env, user, browser):
 
         # Mid-progress, as a worker reports it, pushed live to both pages.
         off_loop(task_mark_running, task.id)
-        off_loop(ProgressReporter(task.id, interval=0), 252_000, 600_000)
+        off_loop(lambda: ProgressReporter(task.id, interval=0)(252_000, 600_000, detail="252,000 of 600,000 posts"))
 
         for name, (page, errors) in pages.items():
-            expect(page.locator(BAR)).to_have_attribute("aria-valuenow", "42")
+            expect(page.locator(BAR)).to_have_attribute("value", "42")
             expect(page.locator(STATUS)).to_have_text("Running")
-            expect(page.locator(".task [data-field=detail]")).to_have_text("252,000 of 600,000 posts")
-            expect(page.locator("#running-tasks .running-task")).to_be_visible()
+            expect(page.locator("main .task [data-field=detail]")).to_have_text("252,000 of 600,000 posts")
+            expect(page.locator("#running-tasks .task")).to_be_visible()
             page.wait_for_timeout(300)  # the bar's width transition (0.2 s)
             page.screenshot(path=str(OUT / f"export-{name}.png"), full_page=True)
 
             assert_no_horizontal_overflow(page, f"{name}: the task page")
             expect(page.locator(BAR)).to_be_in_viewport(ratio=1)
-            expect(page.get_by_role("button", name="Cancel export")).to_be_in_viewport(ratio=1)
+            expect(page.get_by_role("button", name="Cancel", exact=True)).to_be_in_viewport(ratio=1)
 
             # The page that launches exports, with this one running.
             page.goto(f"{base}/exports/")
-            expect(page.locator(f'tr[data-task-id="{task.id}"] [data-field=percent]')).to_have_text("42%")
+            expect(page.locator(f'main .task[data-task-id="{task.id}"] [data-field=percent]')).to_have_text("42%")
             page.screenshot(path=str(OUT / f"exports-list-{name}.png"), full_page=True)
             assert_no_horizontal_overflow(page, f"{name}: the exports page")
             expect(page.get_by_role("button", name="Export my posts")).to_be_in_viewport(ratio=1)

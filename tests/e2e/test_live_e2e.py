@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 # Many small chunks and a short throttle, so that one export makes many progress updates.
 POSTS = 30000
-LIVE_ENV = {"EXPORT_CHUNK_SIZE": "200", "EXPORT_PROGRESS_INTERVAL": "0.005"}
+LIVE_ENV = {"EXPORT_CHUNK_SIZE": "200", "TASK_PROGRESS_INTERVAL": "0.005"}
 EXPORT_DEADLINE = 60
 
 
@@ -158,7 +158,7 @@ async def test_export_progress_is_pushed_live_until_the_download_is_ready(http, 
     assert final["status"] == "succeeded", final
     assert final["progress"] == 100
     assert final["detail"] == f"{POSTS:,} posts exported"
-    assert final["download_url"] == f"/exports/{launched['id']}/download/"
+    assert final["download_url"] == f"/tasks/{launched['id']}/download/"
     assert final["started_at"] and final["finished_at"] and final["error"] == ""
 
     # The pushed state is the API's state, and the pushed link serves the file.

@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from exports.models import Task
+from tasks.models import Task
 from tests.contract import TASK_KEYS
 from tests.factories import TaskFactory, UserFactory
 
@@ -70,12 +70,16 @@ def test_task_detail_for_my_own_task(user_client, user):
     assert response.json() == {
         "id": str(task.id),
         "kind": "export_posts",
+        "label": "Posts export",
         "status": "succeeded",
+        "status_display": "Succeeded",
         "progress": 100,
         "seq": 7,
         "detail": "3 posts exported",
         "error": "",
-        "download_url": f"/exports/{task.id}/download/",
+        "url": f"/exports/{task.id}/",
+        "cancel_url": None,
+        "download_url": f"/tasks/{task.id}/download/",
         "created_at": created.isoformat(),
         "started_at": (created + timedelta(seconds=1)).isoformat(),
         "finished_at": (created + timedelta(seconds=2)).isoformat(),

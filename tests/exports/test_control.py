@@ -12,15 +12,18 @@ from django.utils import timezone
 from rq import SimpleWorker
 from rq.job import JobStatus
 
-from exports import files
-from exports.errors import EMAIL_FAILED, WORKER_LOST
-from exports.models import Task
-from exports.queue import export_job_fetch
-from exports.reconcile import tasks_reconcile
-from exports.services import export_start, exports_expire
+from exports.services import EMAIL_FAILED, export_start
+from tasks import files
+from tasks.errors import worker_lost_error
+from tasks.models import Task
+from tasks.queue import task_job_fetch as export_job_fetch
+from tasks.reconcile import tasks_reconcile
+from tasks.services import tasks_expire
 from tests.factories import PostFactory, TaskFactory, UserFactory
 from tests.live import LiveFeed
 from tests.processes import CapturedSMTP, StalledServer
+
+WORKER_LOST = worker_lost_error("Posts export")
 
 JSON = {"HTTP_ACCEPT": "application/json"}
 
@@ -46,7 +49,7 @@ def test_cancel_a_queued_export_takes_its_job_off_the_queue(
     assert queue.count == 1
 
     response = user_client.post(reverse("exports:cancel", args=[task.id]), follow=True)
-    assert b"Export cancelled." in response.content
+    assert b"Posts export cancelled." in response.content
     task.refresh_from_db()
     assert task.status == Task.Status.CANCELLED and task.finished_at
     assert queue.count == 0
@@ -87,7 +90,7 @@ def test_a_cancel_reaches_the_open_page_live(queue, client_for):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_busy_mail_server_is_retried_and_the_user_sees_it(queue, settings):
-    settings.EXPORT_RETRY_BACKOFF = 0.05
+    settings.TASK_RETRY_BACKOFF = 0.05
     user = UserFactory()
     PostFactory.create_batch(3, author=user)
     with CapturedSMTP(refuse_first=2) as smtp, LiveFeed(user) as feed:
@@ -105,8 +108,8 @@ def test_a_busy_mail_server_is_retried_and_the_user_sees_it(queue, settings):
 def test_a_mail_server_that_stays_down_fails_the_task_after_bounded_retries(
     user, queue, settings, django_capture_on_commit_callbacks
 ):
-    settings.EXPORT_RETRY_BACKOFF = 0.01
-    settings.EXPORT_RETRY_ATTEMPTS = 3
+    settings.TASK_RETRY_BACKOFF = 0.01
+    settings.TASK_RETRY_ATTEMPTS = 3
     with CapturedSMTP(refuse_first=100) as smtp:
         use_smtp(settings, smtp.port)
         with django_capture_on_commit_callbacks(execute=True):
@@ -132,7 +135,7 @@ def test_an_export_past_its_timeout_ends_timed_out(user, queue, settings, django
         run_queued_jobs(queue)
     task.refresh_from_db()
     assert task.status == Task.Status.FAILED
-    assert task.error == "The export timed out."
+    assert task.error == "The posts export timed out."
     assert not task.file
 
 
@@ -152,16 +155,17 @@ def test_expired_exports_lose_their_file_and_say_so(
     fresh = TaskFactory(user=user, status=Task.Status.SUCCEEDED, file="exports/keep.json", finished_at=timezone.now())
 
     Task.objects.filter(pk=task.pk).update(
-        finished_at=timezone.now() - timedelta(days=settings.EXPORT_RETENTION_DAYS + 1)
+        finished_at=timezone.now() - timedelta(days=settings.TASK_RESULT_RETENTION_DAYS + 1)
     )
-    assert exports_expire() == 1
+    assert tasks_expire() == 1
 
     task.refresh_from_db()
     assert task.expired_at and not task.file
     assert not task.file.storage.exists(stored)
     assert user_client.get(f"/api/tasks/{task.id}/").json()["download_url"] is None
     assert user_client.get(reverse("exports:download", args=[task.id])).status_code == 404
-    assert b"The download has expired" in user_client.get(reverse("exports:detail", args=[task.id])).content
+    page = user_client.get(reverse("exports:detail", args=[task.id])).content
+    assert b"Expired" in page and b"The file has expired and was deleted." in page
     fresh.refresh_from_db()
     assert fresh.expired_at is None
 
@@ -239,7 +243,7 @@ def test_staff_cancel_and_retry_from_the_admin(user, queue, client_for, django_c
     admin_client = client_for(staff)
     with django_capture_on_commit_callbacks(execute=True):
         task = export_start(user=user)
-    url = reverse("admin:exports_task_changelist")
+    url = reverse("admin:tasks_task_changelist")
 
     response = admin_client.post(url, {"action": "cancel_tasks", "_selected_action": [task.id]}, follow=True)
     assert b"Cancelled 1 task(s)." in response.content

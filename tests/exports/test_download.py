@@ -8,15 +8,15 @@ import pytest
 from django.core.files.storage import default_storage
 from rq import SimpleWorker
 
-from exports.models import Task
 from exports.services import export_start
+from tasks.models import Task
 from tests.factories import PostFactory, TaskFactory
 
 BODIES = ["Grüße 🌍", '<b>bold</b> & "quoted"', "line\r\nbreak\ttab", "שלום"]
 
 
 def download_url(task: Task) -> str:
-    return f"/exports/{task.id}/download/"
+    return f"/tasks/{task.id}/download/"
 
 
 @pytest.fixture
@@ -46,7 +46,8 @@ def test_owner_downloads_the_exact_file_as_an_attachment(user_client, finished_e
     response = user_client.get(download_url(finished_export))
 
     assert response.status_code == 200
-    assert response["Content-Disposition"] == 'attachment; filename="posts.json"'
+    name = f"posts-{finished_export.user.username}-{finished_export.created_at:%Y-%m-%d}.json"
+    assert response["Content-Disposition"] == f'attachment; filename="{name}"'
     assert response["Content-Type"] == "application/json"
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["Cache-Control"] == "private, no-store"

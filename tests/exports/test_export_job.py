@@ -8,9 +8,10 @@ import pytest
 from django.core import mail
 from rq import SimpleWorker
 
-from exports.models import Task
 from exports.services import export_start
-from exports.task_state import ProgressReporter, task_mark_running
+from tasks.models import Task
+from tasks.progress import ProgressReporter
+from tasks.state import task_mark_running
 from tests.factories import PostFactory, TaskFactory
 
 HOSTILE_BODIES = [
@@ -56,7 +57,7 @@ def test_export_writes_every_post_byte_exactly_and_emails_it(user, queue, django
     (message,) = mail.outbox
     assert message.to == [user.email]
     (attachment,) = message.attachments
-    assert attachment.filename == "posts.json"
+    assert attachment.filename == f"posts-{user.username}-{task.created_at:%Y-%m-%d}.json"
     assert attachment.content == raw or attachment.content == raw.decode()
 
 
@@ -76,20 +77,20 @@ def test_large_export_is_emailed_as_a_link(user, queue, settings, django_capture
     assert task.status == Task.Status.SUCCEEDED
     (message,) = mail.outbox
     assert message.attachments == []
-    assert f"{settings.SITE_URL}/exports/{task.id}/download/" in message.body
+    assert f"{settings.SITE_URL}/tasks/{task.id}/download/" in message.body
 
 
 def test_progress_is_recorded_in_chunks_and_only_moves_forward(
     user, queue, settings, django_capture_on_commit_callbacks
 ):
     settings.EXPORT_CHUNK_SIZE = 100
-    settings.EXPORT_PROGRESS_INTERVAL = 0  # no time throttle: every chunk may report
+    settings.TASK_PROGRESS_INTERVAL = 0  # no time throttle: every chunk may report
     PostFactory.create_batch(1000, author=user)
     seen: list[tuple[int, str]] = []
     real_call = ProgressReporter.__call__
 
-    def spy(self, done, total):
-        real_call(self, done, total)
+    def spy(self, done, total, *, detail):
+        real_call(self, done, total, detail=detail)
         row = Task.objects.get(pk=self.task_id)
         seen.append((row.progress, row.detail))
 
@@ -113,7 +114,7 @@ def test_progress_writes_are_throttled_by_time(user):
     task_mark_running(task.id)
     report = ProgressReporter(task.id, interval=60)
     for done in range(1, 5001):
-        report(done, 5000)
+        report(done, 5000, detail=f"{done:,} of 5,000 posts")
     task.refresh_from_db()
     assert task.seq == 2, "mark_running plus one progress write: the rest fell within the interval"
     assert task.detail == "1 of 5,000 posts"
@@ -126,6 +127,7 @@ def test_a_failing_export_is_marked_failed_with_a_short_error(
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
     settings.MEDIA_ROOT = str(blocker)
+    settings.TASK_RETRY_BACKOFF = 0.01  # the retries really happen, without seconds of waiting
     PostFactory.create_batch(3, author=user)
 
     task = launch_and_run(user, queue, django_capture_on_commit_callbacks)
@@ -134,7 +136,7 @@ def test_a_failing_export_is_marked_failed_with_a_short_error(
     assert task.error == "The export file could not be stored."
     assert task.finished_at is not None
     assert mail.outbox == []
-    logged = [r for r in caplog.records if r.getMessage() == f"Export {task.id} failed"]
+    logged = [r for r in caplog.records if r.getMessage() == f"Task {task.id} (export_posts) failed"]
     assert logged and logged[0].exc_info, "the traceback is logged"
     job = queue.fetch_job(str(task.id))
     assert job.is_failed, "the job is in RQ's failed registry for operators too"

@@ -10,12 +10,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from exports import files
-from exports.errors import WORKER_LOST
-from exports.models import Task
 from exports.services import export_start
-from exports.task_state import task_mark_cancelled
 from posts.services import posts_seed
+from tasks import files
+from tasks.errors import worker_lost_error
+from tasks.models import Task
+from tasks.state import task_mark_cancelled
 from tests.factories import PostFactory, UserFactory
 from tests.live import LiveFeed, session_cookie_for
 from tests.processes import (
@@ -29,6 +29,8 @@ from tests.processes import (
     scheduler,
     worker,
 )
+
+WORKER_LOST = worker_lost_error("Posts export")
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -165,7 +167,7 @@ def test_a_running_export_cancelled_without_a_stop_command_stops_by_itself(smtp_
     user = UserFactory()
     posts_seed(author=user, count=200_000)
     task = export_start(user=user)
-    env = child_env(EMAIL_URL=smtp_server.url, EXPORT_CHUNK_SIZE="100", EXPORT_PROGRESS_INTERVAL="0.01")
+    env = child_env(EMAIL_URL=smtp_server.url, EXPORT_CHUNK_SIZE="100", TASK_PROGRESS_INTERVAL="0.01")
     with worker(env, name="worker-cooperative-stop"):
         wait_for_task(task.id, lambda t: t.status == "running" and 0 < t.progress < 50, 30)
         assert task_mark_cancelled(task.id)
@@ -184,7 +186,7 @@ def test_a_running_export_cancelled_without_a_stop_command_stops_by_itself(smtp_
 def test_cancelling_a_running_export_stops_its_work_horse(smtp_server):
     user = UserFactory()
     posts_seed(author=user, count=200_000)
-    env = child_env(EMAIL_URL=smtp_server.url, EXPORT_CHUNK_SIZE="100", EXPORT_PROGRESS_INTERVAL="0.01")
+    env = child_env(EMAIL_URL=smtp_server.url, EXPORT_CHUNK_SIZE="100", TASK_PROGRESS_INTERVAL="0.01")
     with daphne(env) as (port, _), worker(env, name="worker-stop-job") as running_worker:
         session = HttpSession(port, session_cookie_for(user))
         status, body = session.request("POST", "/exports/", json_client=True)

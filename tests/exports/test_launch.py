@@ -11,9 +11,10 @@ from django.urls import reverse
 from redis import Redis
 from rq import Queue
 
-from exports import queue as exports_queue
-from exports.models import Task
-from exports.services import ExportAlreadyRunning, export_start
+from exports.services import export_start
+from tasks import queue as exports_queue
+from tasks.models import Task
+from tasks.services import TaskAlreadyRunning as ExportAlreadyRunning
 from tests.contract import TASK_KEYS
 from tests.factories import TaskFactory, UserFactory
 from tests.processes import free_port
@@ -36,7 +37,7 @@ def test_json_launch_returns_202_and_enqueues_after_commit(
     assert len(callbacks) == 1
     assert queue.job_ids == [body["id"]], "the job id is the task id"
     job = queue.fetch_job(body["id"])
-    assert job.func_name == "exports.jobs.export_posts_job" and job.args == (body["id"],)
+    assert job.func_name == "tasks.jobs.task_run_job" and job.args == (body["id"],)
     assert Task.objects.get(pk=body["id"]).user == user
 
 
@@ -45,8 +46,8 @@ def test_html_launch_redirects_to_the_task_page(user_client, queue, django_captu
         response = user_client.post(EXPORTS_URL, follow=True)
     task = Task.objects.get()
     assert response.redirect_chain[-1][0] == reverse("exports:detail", args=[task.id])
-    assert b"Export started" in response.content
-    assert b'role="progressbar"' in response.content
+    assert b"Posts export started" in response.content
+    assert b'<progress class="task-bar"' in response.content
 
 
 def test_second_launch_while_unfinished_returns_the_existing_task(
@@ -63,7 +64,7 @@ def test_second_launch_while_unfinished_returns_the_existing_task(
 
     response = user_client.post(EXPORTS_URL, follow=True)
     assert response.redirect_chain[-1][0] == reverse("exports:detail", args=[first["id"]])
-    assert b"already have an export in progress" in response.content
+    assert b"already have a posts export in progress" in response.content
     assert Task.objects.count() == 1 and queue.count == 1
 
 

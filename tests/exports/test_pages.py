@@ -10,11 +10,12 @@ from django.contrib.staticfiles import finders
 from django.test import Client
 from django.utils import timezone
 
-from exports.models import Task
+from tasks.models import Task
 from tests.factories import TaskFactory
 
-LIVE_SCRIPT = re.compile(r'<script src="/static/js/live\.js"[^>]*data-api-url="/api/tasks/"')
-RUNNING_TASKS = re.compile(r'<section id="running-tasks"[^>]*aria-live="polite"')
+LIVE_SCRIPT = re.compile(r'<script src="/static/tasks/live\.js"[^>]*data-api-url="/api/tasks/"')
+RUNNING_TASKS = re.compile(r'<section id="running-tasks"[^>]*aria-label="Running tasks"[^>]*hidden')
+TASK_TEMPLATE = re.compile(r'<template id="task-template">\s*<div class="task" data-task-id="" data-kind=""')
 
 
 def ago(**kwargs):
@@ -41,7 +42,7 @@ def test_export_list_shows_my_tasks_newest_first(user_client, user, other_user):
 
     page = html(user_client.get("/exports/"))
 
-    rows = re.findall(r'<tr data-task-id="([0-9a-f-]{36})"', page)
+    rows = re.findall(r'<div class="task" data-task-id="([0-9a-f-]{36})"', page)
     assert rows == [str(new.id), str(middle.id), str(old.id)]
     assert str(theirs.id) not in page
     assert f'href="/exports/{new.id}/"' in page
@@ -52,8 +53,9 @@ def test_export_list_shows_my_tasks_newest_first(user_client, user, other_user):
 def test_export_list_without_tasks_says_so(user_client, other_user):
     TaskFactory(user=other_user)
     page = html(user_client.get("/exports/"))
-    assert "No exports yet." in page
-    assert "data-task-id=" not in page.split("<tbody>", 1)[1]
+    listed = page.split("data-task-list", 1)[1].split("</main>", 1)[0]
+    assert "No exports yet." in listed and "data-task-list-empty>" in listed, "the empty notice is shown"
+    assert re.search(r'data-task-id="[0-9a-f]', listed) is None
 
 
 def test_task_page_shows_an_accessible_progress_bar_and_the_detail(user_client, user):
@@ -61,10 +63,9 @@ def test_task_page_shows_an_accessible_progress_bar_and_the_detail(user_client, 
 
     page = html(user_client.get(f"/exports/{task.id}/"))
 
-    bar = re.search(r'<div[^>]*role="progressbar"[^>]*>', page)
-    assert bar, "a role=progressbar element"
-    assert 'aria-valuenow="42"' in bar.group(0)
-    assert 'aria-valuemin="0"' in bar.group(0) and 'aria-valuemax="100"' in bar.group(0)
+    bar = re.search(r"<progress[^>]*>", page)
+    assert bar, "a <progress> element (role progressbar, natively)"
+    assert 'value="42"' in bar.group(0) and 'max="100"' in bar.group(0)
     assert "aria-label=" in bar.group(0)
     assert f'data-task-id="{task.id}"' in page and 'data-seq="5"' in page
     assert element(page, "detail").endswith(">4,200 of 10,000 posts")
@@ -88,10 +89,10 @@ def test_task_page_shows_the_error_of_a_failed_task(user_client, user):
 
     error = element(page, "error")
     assert error.endswith(">The export file could not be stored.")
-    assert 'role="alert"' in error and " hidden" not in error
+    assert " hidden" not in error
     assert element(page, "status").endswith(">Failed")
     assert " hidden" in element(page, "download")
-    assert f'href="/exports/{task.id}/download/"' not in page
+    assert f'href="/tasks/{task.id}/download/"' not in page
 
 
 def test_task_page_links_to_the_download_of_a_succeeded_task(user_client, user):
@@ -107,8 +108,8 @@ def test_task_page_links_to_the_download_of_a_succeeded_task(user_client, user):
     page = html(user_client.get(f"/exports/{task.id}/"))
 
     assert " hidden" not in element(page, "download")
-    assert f'<a href="/exports/{task.id}/download/" download>Download posts.json</a>' in page
-    assert 'aria-valuenow="100"' in page
+    assert f'<a href="/tasks/{task.id}/download/" download>Download the file</a>' in page
+    assert 'value="100"' in page
     assert element(page, "detail").endswith(">12 posts exported")
     assert " hidden" in element(page, "error")
 
@@ -126,6 +127,7 @@ def test_signed_in_layout_has_the_running_tasks_container_and_live_script(user_c
     page = html(user_client.get(path.format(id=task.id)))
     assert RUNNING_TASKS.search(page)
     assert LIVE_SCRIPT.search(page)
+    assert TASK_TEMPLATE.search(page), "the blank task that live.js clones"
     assert 'data-ws-path="/ws/notifications/"' in page
     assert 'data-scope="all"' not in page, "the site's pages follow the user's own tasks only"
 
@@ -137,4 +139,4 @@ def test_anonymous_layout_has_neither(db):
 
 
 def test_the_live_script_the_layout_points_at_exists():
-    assert finders.find("js/live.js")
+    assert finders.find("tasks/live.js")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import pytest
 from django.test import Client
 
-from exports.models import Task
+from tasks.models import Task
 from tests.factories import PASSWORD, PostFactory, UserFactory
 from tests.processes import child_env, run_burst_worker
 
@@ -31,7 +32,7 @@ def test_rqworker_process_runs_an_export_end_to_end(queue, smtp_server):
     status = client.get(f"/api/tasks/{task_id}/").json()
     assert status["status"] == "succeeded", status
     assert status["progress"] == 100
-    assert status["download_url"] == f"/exports/{task_id}/download/"
+    assert status["download_url"] == f"/tasks/{task_id}/download/"
 
     download = client.get(status["download_url"])
     data = json.loads(b"".join(download.streaming_content))
@@ -41,6 +42,6 @@ def test_rqworker_process_runs_an_export_end_to_end(queue, smtp_server):
     (message,) = smtp_server.messages
     assert message["To"] == user.email
     attachments = [part for part in message.walk() if part.get_filename()]
-    assert [part.get_filename() for part in attachments] == ["posts.json"]
+    assert [part.get_filename() for part in attachments] == [f"posts-{user.username}-{date.today():%Y-%m-%d}.json"]
     assert json.loads(attachments[0].get_payload(decode=True)) == data
     assert Task.objects.get(pk=task_id).finished_at is not None

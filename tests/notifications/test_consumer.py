@@ -17,9 +17,10 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 from django.utils import timezone
 
-from exports.models import Task
-from exports.task_state import ProgressReporter, TaskNoLongerRunning, task_mark_running, task_mark_succeeded
 from project.asgi import application
+from tasks.models import Task
+from tasks.progress import ProgressReporter, TaskNoLongerRunning
+from tasks.state import task_mark_running, task_mark_succeeded
 from tests.contract import TASK_KEYS
 from tests.factories import PASSWORD, TaskFactory, UserFactory
 
@@ -194,7 +195,7 @@ async def test_changes_made_through_the_state_api_are_pushed_in_order(user):
         assert running["status"] == "running" and running["started_at"] is not None
         assert running["seq"] > initial["seq"]
 
-        await run_db(ProgressReporter(task.id, interval=0))(37, 100)
+        await run_db(ProgressReporter(task.id, interval=0).__call__)(37, 100, detail="37 of 100 posts")
         progressed = await receive_task(ws)
         assert (progressed["status"], progressed["progress"]) == ("running", 37)
         assert progressed["detail"] == "37 of 100 posts"
@@ -203,7 +204,7 @@ async def test_changes_made_through_the_state_api_are_pushed_in_order(user):
         await run_db(task_mark_succeeded)(task.id, detail="100 posts exported", file_name="exports/x.json")
         finished = await receive_task(ws)
         assert (finished["status"], finished["progress"]) == ("succeeded", 100)
-        assert finished["download_url"] == f"/exports/{task.id}/download/"
+        assert finished["download_url"] == f"/tasks/{task.id}/download/"
         assert finished["finished_at"] is not None
         assert finished["seq"] > progressed["seq"]
 
@@ -222,7 +223,7 @@ async def test_a_change_that_the_state_api_refuses_is_not_pushed(user):
 
         assert await run_db(task_mark_running)(task.id) is None
         with pytest.raises(TaskNoLongerRunning):  # a job reporting on it is told to stop
-            await run_db(ProgressReporter(task.id, interval=0))(50, 100)
+            await run_db(ProgressReporter(task.id, interval=0).__call__)(50, 100, detail="50 of 100 posts")
 
         assert await ws.receive_nothing(timeout=QUIET)
 
@@ -238,7 +239,7 @@ async def test_a_user_never_receives_another_users_events(user, other_user):
         assert [t["id"] for t in await receive_snapshot(theirs)] == [str(others_task.id)]
 
         await run_db(task_mark_running)(others_task.id)
-        await run_db(ProgressReporter(others_task.id, interval=0))(10, 100)
+        await run_db(ProgressReporter(others_task.id, interval=0).__call__)(10, 100, detail="10 of 100 posts")
 
         # The events did go out (their own socket got both) ...
         assert (await receive_task(theirs))["status"] == "running"

@@ -1,0 +1,21 @@
+"""The export kind: a user's posts, streamed into a JSON file, stored and emailed."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from tasks.kinds import TaskKind, register
+
+from .services import EXPORT_POSTS, export_file_name, export_run
+
+export_posts = register(
+    TaskKind(
+        name=EXPORT_POSTS,
+        label="Posts export",
+        run=export_run,
+        timeout=lambda: settings.EXPORT_JOB_TIMEOUT,
+        url_name="exports:detail",
+        download_name=export_file_name,
+        cancelled_detail="Cancelled. Nothing was emailed.",
+    )
+)

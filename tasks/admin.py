@@ -1,0 +1,88 @@
+"""Staff view of every task, live; read-only, since tasks change only through their jobs.
+
+Cancel and Retry go through the task's own kind: the same services as the site's buttons.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.loader import render_to_string
+from django.utils.safestring import SafeString
+
+from .kinds import UnknownTaskKind
+from .models import Task
+from .selectors import task_to_dict
+from .services import QueueUnavailable, TaskAlreadyFinished, TaskAlreadyRunning, task_cancel, task_start
+
+
+@admin.register(Task)
+class TaskAdmin(admin.ModelAdmin[Task]):
+    list_display = ["created_at", "user", "task_display", "finished_at", "duration_display"]
+    list_display_links = ["created_at"]
+    list_filter = ["status", "kind"]
+    search_fields = ["user__username", "=id"]
+    list_select_related = ["user"]
+    date_hierarchy = "created_at"
+    actions = ["cancel_tasks", "retry_tasks"]
+    readonly_fields = [f.name for f in Task._meta.fields] + ["duration_display"]
+
+    # Every staff member may watch tasks, without a per-model permission to grant first.
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.is_staff
+
+    def has_view_permission(self, request: HttpRequest, obj: Task | None = None) -> bool:
+        return request.user.is_active and request.user.is_staff
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Task | None = None) -> bool:
+        return False
+
+    # A task ends through its job or the cancel action; deleting a row would orphan its files.
+    def has_delete_permission(self, request: HttpRequest, obj: Task | None = None) -> bool:
+        return False
+
+    @admin.display(description="task", ordering="status")
+    def task_display(self, task: Task) -> SafeString:
+        # The site's one task markup (tasks/_task.html), so live.js updates it like any page.
+        return render_to_string("tasks/_task.html", {"task_json": task_to_dict(task)})
+
+    @admin.display(description="duration")
+    def duration_display(self, task: Task) -> str:
+        duration = task.duration
+        return "—" if duration is None else f"{duration.total_seconds():.1f} s"
+
+    @admin.action(description="Cancel selected queued or running tasks")
+    def cancel_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
+        cancelled = 0
+        for task in queryset.filter(status__in=Task.UNFINISHED):
+            try:
+                task_cancel(task=task)
+                cancelled += 1
+            except (TaskAlreadyFinished, UnknownTaskKind):
+                pass
+        self.message_user(request, f"Cancelled {cancelled} task(s).", messages.SUCCESS)
+
+    @admin.action(description="Retry selected tasks (a new task for the same user, kind and parameters)")
+    def retry_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
+        started, skipped = 0, []
+        for task in queryset.select_related("user"):
+            try:
+                if not task.kind_spec.retryable:
+                    skipped.append(f"{task.user.get_username()} ({task.label}: its input is gone)")
+                    continue
+                task_start(user=task.user, kind=task.kind, params=task.params)
+                started += 1
+            except UnknownTaskKind:
+                skipped.append(f"{task.user.get_username()} (unknown kind {task.kind!r})")
+            except TaskAlreadyRunning as exc:
+                skipped.append(f"{task.user.get_username()} ({exc.task.label} already unfinished)")
+            except QueueUnavailable as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                return
+        self.message_user(request, f"Started {started} new task(s).", messages.SUCCESS)
+        if skipped:
+            self.message_user(request, f"Skipped: {', '.join(skipped)}", messages.WARNING)

@@ -1,0 +1,78 @@
+"""Kinds of task: what a long job declares, and the registry that the core consults by name.
+
+A kind is registered once, from its app's `AppConfig.ready()`. The core never imports a kind:
+it looks the kind up by the name stored in `Task.kind`, so adding one needs no core migration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .models import Task
+    from .progress import ProgressReporter
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What a kind's `run` returns when the work is done."""
+
+    detail: str  # shown to the user, e.g. "5,000 posts exported"
+    file: str = ""  # a stored result file (tasks.files.result_store), offered for download
+    # Runs inside the transaction that marks the task succeeded: the one small commit that makes
+    # the job's output visible (for example, staged rows). Not run if the task was ended meanwhile.
+    commit: Callable[[], Any] | None = None
+
+
+@dataclass(frozen=True)
+class TaskKind:
+    name: str  # stored in Task.kind; at most 32 characters
+    label: str  # for people: "Posts export"
+    # The work, in the worker: receives the task (status running) and its progress reporter.
+    run: Callable[[Task, ProgressReporter], TaskResult]
+    # Seconds before RQ kills the job (then: "timed out"); a callable is read at each enqueue.
+    timeout: int | Callable[[], int] = 15 * 60
+    # The page of one task of this kind: a URL name taking `task_id`.
+    url_name: str = "tasks:detail"
+    # After a failure or cancel, once no job is writing any more: remove partial output. Must be
+    # idempotent; the core retries it until it returns (tasks/cleanup.py).
+    cleanup: Callable[[Task], None] | None = None
+    # The file name a download of the result gets.
+    download_name: Callable[[Task], str] = field(default=lambda task: f"{task.kind}-{task.id}")
+    # The detail a cancelled task shows.
+    cancelled_detail: str = "Cancelled."
+    # Whether the admin's Retry may start the same work again (false when the input is gone).
+    retryable: bool = True
+
+    def job_timeout(self) -> int:
+        return self.timeout() if callable(self.timeout) else self.timeout
+
+
+class UnknownTaskKind(LookupError):
+    pass
+
+
+_registry: dict[str, TaskKind] = {}
+
+
+def register(kind: TaskKind) -> TaskKind:
+    if len(kind.name) > 32:
+        raise ValueError(f"Task kind name {kind.name!r} is longer than 32 characters.")
+    existing = _registry.get(kind.name)
+    if existing is not None and existing is not kind:
+        raise ValueError(f"Task kind {kind.name!r} is registered twice.")
+    _registry[kind.name] = kind
+    return kind
+
+
+def get_kind(name: str) -> TaskKind:
+    try:
+        return _registry[name]
+    except KeyError:
+        raise UnknownTaskKind(f"No task kind named {name!r} is registered.") from None
+
+
+def all_kinds() -> list[TaskKind]:
+    return list(_registry.values())

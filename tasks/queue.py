@@ -1,0 +1,80 @@
+"""The RQ side of a task: the queue, enqueueing a task's job, stopping it, reading its state.
+
+django_rq.get_queue() opens a new Redis connection pool on every call; a launch endpoint that
+called it per request would reconnect every time, so the queue is built once per process
+(redis-py's pool is fork-safe). Jobs are named by dotted path, so this module imports no job code.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import django_rq
+from redis.exceptions import RedisError
+from rq import Callback, Queue
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job, JobStatus
+
+from .kinds import TaskKind
+
+logger = logging.getLogger(__name__)
+
+# Every kind's job is this one function: it looks the kind up by the task's `kind`.
+TASK_JOB = "tasks.jobs.task_run_job"
+TASK_JOB_STOPPED = "tasks.jobs.task_job_stopped"
+
+
+@functools.cache
+def default_queue() -> Queue:
+    return django_rq.get_queue("default")
+
+
+def task_job_enqueue(task_id: str, *, kind: TaskKind) -> Job:
+    """Enqueue the job of a task; the task id is the job id. Raises RedisError."""
+    queue = default_queue()
+    # One pipeline, so saving the job and queueing it cost one round trip to Redis, not two.
+    with queue.connection.pipeline() as pipe:
+        job = queue.enqueue_call(
+            TASK_JOB,
+            args=(task_id,),
+            job_id=task_id,
+            timeout=kind.job_timeout(),
+            # Runs in the worker after RQ's stop-job command killed the work horse (a cancel).
+            on_stopped=Callback(TASK_JOB_STOPPED),
+            pipeline=pipe,
+        )
+        pipe.execute()
+    return job
+
+
+def task_job_fetch(task_id: str) -> Job | None:
+    try:
+        return Job.fetch(task_id, connection=default_queue().connection)
+    except NoSuchJobError:
+        return None
+
+
+def task_job_stop(task_id: str) -> bool:
+    """Best effort: take a queued job off the queue, or tell its worker to kill a running one.
+
+    Returns whether a work horse may still be running the task (its job started, or Redis could
+    not say): then only the worker, once the horse is gone, or the safety net cleans up after it.
+    The task row is already final when this runs, so a job that slips through finds its task no
+    longer queued or running and does nothing (tasks/state.py).
+    """
+    try:
+        job = task_job_fetch(task_id)
+        if job is None:
+            return False
+        status = job.get_status()
+        if status == JobStatus.STARTED:
+            send_stop_job_command(default_queue().connection, task_id)
+            return True
+        if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+            job.cancel()
+        return False
+    except (RedisError, InvalidJobOperation) as exc:
+        logger.warning("Could not stop job %s: %r", task_id, exc)
+        return True

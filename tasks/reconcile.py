@@ -1,0 +1,158 @@
+"""The safety net: bring every task in line with what RQ says of its job, as one table.
+
+RQ on its own notices a whole killed worker only when the job's heartbeat key expires and some
+worker's maintenance pass runs (up to ~11 minutes). Our workers heartbeat every
+WORKER_JOB_HEARTBEAT_SECONDS, and this check, run every TASK_RECONCILE_INTERVAL_SECONDS by the
+scheduler (tasks/scheduler.py) and on demand when a user relaunches, ends such a task within
+about half a minute, re-enqueues a queued task whose job Redis lost (with its own kind's job),
+and finishes the cleanup of failed and cancelled tasks.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+from rq.job import Job, JobStatus
+
+from .cleanup import task_cleanup
+from .errors import unexpected_error, worker_lost_error
+from .kinds import UnknownTaskKind
+from .models import Task
+from .queue import task_job_enqueue, task_job_fetch
+from .state import task_mark_cancelled, task_mark_failed, task_set_detail
+
+logger = logging.getLogger(__name__)
+
+
+class Do(enum.Enum):
+    NOTHING = "nothing"
+    REQUEUE = "requeue"  # never started, so running it now cannot do anything twice
+    FAIL_LOST = "fail, worker lost"
+    FAIL_IF_SILENT = "fail as lost if its heartbeat stopped"
+    FAIL_FROM_JOB = "fail, as the job did"
+    FAIL_NO_RESULT = "fail, the job ended without a result"
+    CANCEL = "cancel, as the job was stopped"
+    CLEANUP = "clean up"
+    CLEANUP_IF_SILENT = "clean up once its heartbeat stopped"
+
+
+# RQ's job statuses, by what they mean for a task.
+JOB_STATE = {
+    None: "missing",
+    JobStatus.CREATED: "waiting",
+    JobStatus.QUEUED: "waiting",
+    JobStatus.DEFERRED: "waiting",
+    JobStatus.SCHEDULED: "waiting",
+    JobStatus.READY_TO_ENQUEUE: "waiting",
+    JobStatus.RATE_LIMITED: "waiting",
+    JobStatus.STARTED: "started",
+    JobStatus.FINISHED: "finished",
+    JobStatus.FAILED: "failed",
+    JobStatus.STOPPED: "stopped",
+    JobStatus.CANCELED: "stopped",
+}
+
+# (job state, task state) -> what to do. "ended" is a failed or cancelled task awaiting cleanup.
+TABLE: dict[tuple[str, str], Do] = {
+    ("missing", "queued"): Do.REQUEUE,
+    ("missing", "running"): Do.FAIL_LOST,
+    ("missing", "ended"): Do.CLEANUP,
+    ("waiting", "queued"): Do.NOTHING,
+    ("waiting", "running"): Do.FAIL_LOST,  # put back on the queue: the run that started it is gone
+    ("waiting", "ended"): Do.CLEANUP,  # the job will find its task ended and skip it
+    ("started", "queued"): Do.FAIL_IF_SILENT,  # a worker may die before it marks the task running
+    ("started", "running"): Do.FAIL_IF_SILENT,
+    ("started", "ended"): Do.CLEANUP_IF_SILENT,  # a cancelled job may still be stopping
+    ("finished", "queued"): Do.FAIL_NO_RESULT,
+    ("finished", "running"): Do.FAIL_NO_RESULT,
+    ("finished", "ended"): Do.CLEANUP,
+    ("failed", "queued"): Do.FAIL_FROM_JOB,
+    ("failed", "running"): Do.FAIL_FROM_JOB,
+    ("failed", "ended"): Do.CLEANUP,
+    ("stopped", "queued"): Do.CANCEL,
+    ("stopped", "running"): Do.CANCEL,
+    ("stopped", "ended"): Do.CLEANUP,
+}
+
+
+def _task_state(task: Task) -> str:
+    return task.status if not task.is_finished else "ended"
+
+
+def _silent(job: Job) -> bool:
+    heartbeat = job.last_heartbeat or job.started_at
+    return heartbeat is None or timezone.now() - heartbeat > timedelta(seconds=settings.TASK_LOST_AFTER_SECONDS)
+
+
+def _label(task: Task) -> str:
+    try:
+        return task.kind_spec.label
+    except UnknownTaskKind:
+        return "task"
+
+
+def task_fail_worker_lost(task_id: str) -> bool:
+    task = Task.objects.filter(pk=task_id).first()
+    return task is not None and task_mark_failed(task_id, error=worker_lost_error(_label(task))) is not None
+
+
+def task_reconcile(task: Task) -> str | None:
+    """Bring one task in line with its job. Returns what was done, or None. Raises RedisError."""
+    task_id = str(task.id)
+    job = task_job_fetch(task_id)
+    action = TABLE[(JOB_STATE.get(job.get_status() if job else None, "waiting"), _task_state(task))]
+
+    if action in (Do.FAIL_IF_SILENT, Do.CLEANUP_IF_SILENT):
+        assert job is not None
+        if not _silent(job):
+            return None
+        action = Do.FAIL_LOST if action is Do.FAIL_IF_SILENT else Do.CLEANUP
+
+    if action is Do.NOTHING:
+        return None
+    if action is Do.REQUEUE:
+        if timezone.now() - task.created_at < timedelta(seconds=settings.TASK_QUEUED_GRACE_SECONDS):
+            return None  # the enqueue after commit may still be on its way
+        try:
+            kind = task.kind_spec
+        except UnknownTaskKind:
+            return _fail(task_id, "This kind of task is not available any more.")
+        task_job_enqueue(task_id, kind=kind)
+        task_set_detail(task_id, "Queued again after the job queue lost it.")
+        return "requeued"
+    if action is Do.CLEANUP:
+        return "cleaned up" if task_cleanup(task_id) else None
+    if action is Do.CANCEL:
+        ended = task_mark_cancelled(task_id)
+        task_cleanup(task_id)
+        return "cancelled" if ended else None
+    if action is Do.FAIL_LOST:
+        return _fail(task_id, worker_lost_error(_label(task)))
+    if action is Do.FAIL_NO_RESULT:
+        return _fail(task_id, unexpected_error(_label(task)))
+    assert action is Do.FAIL_FROM_JOB and job is not None
+    lost = "terminated unexpectedly" in (job.exc_info or "")
+    return _fail(task_id, worker_lost_error(_label(task)) if lost else unexpected_error(_label(task)))
+
+
+def _fail(task_id: str, error: str) -> str | None:
+    ended = task_mark_failed(task_id, error=error)
+    task_cleanup(task_id)
+    if ended:
+        logger.warning("Task %s ended by the safety net: %s", task_id, error)
+        return "failed"
+    return None
+
+
+def tasks_reconcile() -> dict[str, int]:
+    """One pass over every unfinished task and every ended one awaiting cleanup; counts what was done."""
+    done: dict[str, int] = {}
+    for task in Task.objects.needing_attention().order_by("created_at"):
+        outcome = task_reconcile(task)  # a RedisError ends the pass: the scheduler retries it
+        if outcome:
+            done[outcome] = done.get(outcome, 0) + 1
+    return done

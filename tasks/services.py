@@ -1,0 +1,132 @@
+"""Task use cases for any kind: launch, cancel, and expire old results.
+
+Launching records the row first (its UUID is also the job id) and enqueues only once the
+transaction has committed, so a worker can never look for a row that does not exist yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from redis.exceptions import RedisError
+
+from .cleanup import task_cleanup
+from .files import input_path, result_delete, work_files_discard
+from .kinds import get_kind
+from .models import Task
+from .queue import task_job_enqueue, task_job_stop
+from .reconcile import task_reconcile
+from .state import task_announce, task_mark_cancelled, task_mark_expired
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+logger = logging.getLogger(__name__)
+
+QUEUE_UNAVAILABLE = "The background service is unavailable. Please try again in a minute."
+
+_ALREADY = {"succeeded": "has already finished", "failed": "has already failed", "cancelled": "was already cancelled"}
+
+
+class TaskAlreadyRunning(Exception):
+    def __init__(self, task: Task) -> None:
+        super().__init__(f"You already have a {task.label.lower()} in progress.")
+        self.task = task
+
+
+class TaskAlreadyFinished(Exception):
+    def __init__(self, task: Task) -> None:
+        super().__init__(f"This {task.label.lower()} {_ALREADY.get(task.status, 'has already ended')}.")
+        self.task = task
+
+
+class QueueUnavailable(Exception):
+    """Redis (the job queue) cannot be reached; nothing was left behind."""
+
+
+def task_start(
+    *, user: AbstractBaseUser, kind: str, params: dict[str, Any] | None = None, input_file: Path | None = None
+) -> Task:
+    """Record a queued task of `kind` and enqueue its job once the row is committed.
+
+    `input_file`, if given, becomes the task's input (tasks.files.input_path), moved into place:
+    it is the task's from then on and is deleted when the task ends. Raises TaskAlreadyRunning if
+    the user has an unfinished task of this kind (the database's unique constraint decides, so
+    two simultaneous launches cannot both succeed), and QueueUnavailable if the job cannot be
+    enqueued, in which case the row and the input are removed again.
+    """
+    spec = get_kind(kind)  # an unknown kind is a programming error: UnknownTaskKind
+    try:
+        return _task_create(user, spec.name, params or {}, input_file)
+    except TaskAlreadyRunning as exc:
+        # The blocking task may belong to a worker that died: check it now rather than make the
+        # user wait for the scheduler's next pass, and launch if it was ended.
+        try:
+            ended = task_reconcile(exc.task) in ("failed", "cancelled")
+        except RedisError:
+            ended = False
+        if not ended:
+            raise
+        return _task_create(user, spec.name, params or {}, input_file)
+
+
+def _task_create(user: AbstractBaseUser, kind: str, params: dict[str, Any], input_file: Path | None) -> Task:
+    try:
+        with transaction.atomic():
+            task = Task.objects.create(user=user, kind=kind, params=params)
+    except IntegrityError:
+        existing = Task.objects.for_user(user).unfinished().of_kind(kind).first()
+        if existing is None:  # it finished between our insert and this read: a retry will pass
+            raise
+        raise TaskAlreadyRunning(existing) from None
+    if input_file is not None:
+        try:
+            shutil.move(input_file, input_path(task.id))
+        except OSError:
+            Task.objects.filter(pk=task.pk).delete()
+            raise
+    # robust=False: a failed enqueue must reach the caller, who answers 503.
+    transaction.on_commit(partial(_enqueue_or_withdraw, task), robust=False)
+    return task
+
+
+def _enqueue_or_withdraw(task: Task) -> None:
+    task_announce(task)  # before the job exists: see task_announce
+    try:
+        task_job_enqueue(str(task.id), kind=task.kind_spec)
+    except RedisError as exc:
+        Task.objects.filter(pk=task.pk).delete()
+        work_files_discard(task.id)
+        logger.error("Could not enqueue task %s: %r", task.id, exc)
+        raise QueueUnavailable(QUEUE_UNAVAILABLE) from exc
+
+
+def task_cancel(*, task: Task) -> Task:
+    """Cancel a queued or running task: the row first (it is the truth), then the job."""
+    cancelled = task_mark_cancelled(task.id, detail=task.kind_spec.cancelled_detail)
+    if cancelled is None:
+        task.refresh_from_db()
+        raise TaskAlreadyFinished(task)
+    if not task_job_stop(str(task.id)):
+        task_cleanup(task.id)  # no work horse is writing for it: clean up now
+    return cancelled
+
+
+def tasks_expire() -> int:
+    """Delete result files past the retention period; their tasks say they expired."""
+    before = timezone.now() - timedelta(days=settings.TASK_RESULT_RETENTION_DAYS)
+    expired = 0
+    for task in Task.objects.expirable(before=before):
+        name = task.file.name
+        if task_mark_expired(task.id):
+            result_delete(name)
+            expired += 1
+    return expired

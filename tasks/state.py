@@ -1,0 +1,127 @@
+"""Task state transitions: every change goes through here, bumps `seq`, and is pushed live.
+
+The rules are one table, TRANSITIONS: which statuses each transition may start from. Each
+transition is one conditional UPDATE, so a task that is already finished (cancelled by its user,
+failed by the safety net) is never brought back to life by a late write from a job.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from notifications.publish import publish_task_update
+
+from .models import Task
+from .selectors import task_to_dict
+
+Status = Task.Status
+TaskId = uuid.UUID | str
+
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "start": (Status.QUEUED,),
+    "progress": (Status.RUNNING,),
+    "note": (Status.QUEUED, Status.RUNNING),  # a new detail line, status unchanged
+    "succeed": (Status.RUNNING,),
+    "fail": (Status.QUEUED, Status.RUNNING),
+    "cancel": (Status.QUEUED, Status.RUNNING),
+    "expire": (Status.SUCCEEDED,),  # the retention period deleted the result file
+}
+
+# Errors are shown to users; keep them to a sentence.
+ERROR_MAX_LENGTH = Task._meta.get_field("error").max_length or 500
+DETAIL_MAX_LENGTH = Task._meta.get_field("detail").max_length or 200
+
+
+def _update(task_id: TaskId, transition: str, **changes: Any) -> bool:
+    if "detail" in changes:
+        changes["detail"] = changes["detail"][:DETAIL_MAX_LENGTH]
+    allowed_from = TRANSITIONS[transition]
+    return bool(Task.objects.filter(pk=task_id, status__in=allowed_from).update(seq=F("seq") + 1, **changes))
+
+
+def _publish(task_id: TaskId, *, wait: bool) -> Task:
+    """Push the row as it now is. `wait` (final states) blocks until the channel layer has it."""
+    task = Task.objects.get(pk=task_id)
+    publish_task_update(user_id=task.user_id, task=task_to_dict(task), wait=wait)
+    return task
+
+
+def _transition(task_id: TaskId, transition: str, *, wait: bool = False, **changes: Any) -> Task | None:
+    """Apply `changes` if the table allows `transition` from the task's status; publish and return it."""
+    if not _update(task_id, transition, **changes):
+        return None
+    return _publish(task_id, wait=wait)
+
+
+def task_announce(task: Task) -> None:
+    """Push a new task's first state (seq 0) to the owner's other open pages.
+
+    Called before the job is enqueued, so it is published before the worker (another process,
+    which must first take the job and fork) can publish anything; `seq` covers the rest.
+    """
+    publish_task_update(user_id=task.user_id, task=task_to_dict(task), wait=False)
+
+
+def task_mark_running(task_id: TaskId, *, detail: str = "Starting…") -> Task | None:
+    return _transition(task_id, "start", status=Status.RUNNING, started_at=timezone.now(), detail=detail)
+
+
+def task_set_progress(task_id: TaskId, *, progress: int, detail: str) -> Task | None:
+    return _transition(task_id, "progress", progress=progress, detail=detail)
+
+
+def task_set_detail(task_id: TaskId, detail: str) -> Task | None:
+    return _transition(task_id, "note", detail=detail)
+
+
+def task_mark_succeeded(
+    task_id: TaskId, *, detail: str, file_name: str = "", commit: Callable[[], Any] | None = None
+) -> Task | None:
+    """The final success, and `commit` (the job's one small revealing write) in the same transaction."""
+    with transaction.atomic():
+        changes = {"status": Status.SUCCEEDED, "progress": 100, "detail": detail, "finished_at": timezone.now()}
+        updated = _update(task_id, "succeed", file=file_name, **changes)
+        if updated and commit is not None:
+            commit()
+    return _publish(task_id, wait=True) if updated else None
+
+
+def task_mark_failed(task_id: TaskId, *, error: str) -> Task | None:
+    return _transition(
+        task_id,
+        "fail",
+        wait=True,
+        status=Status.FAILED,
+        error=error[:ERROR_MAX_LENGTH],
+        finished_at=timezone.now(),
+        needs_cleanup=True,
+    )
+
+
+def task_mark_cancelled(task_id: TaskId, *, detail: str = "Cancelled.") -> Task | None:
+    return _transition(
+        task_id,
+        "cancel",
+        wait=True,
+        status=Status.CANCELLED,
+        detail=detail,
+        finished_at=timezone.now(),
+        needs_cleanup=True,
+    )
+
+
+def task_mark_expired(task_id: TaskId) -> Task | None:
+    return _transition(
+        task_id,
+        "expire",
+        wait=True,
+        file="",
+        expired_at=timezone.now(),
+        detail="The file has expired and was deleted. Start a new task to get a fresh copy.",
+    )
