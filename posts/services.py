@@ -1,14 +1,16 @@
-"""Writing posts: one at a time from the page, or many at once for demos and benchmarks."""
+"""Writing posts: one at a time from the page, many at once for demos, or a batch all or nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Post
+from .models import PendingBatch, Post, post_fingerprint
 
 SEED_BATCH_SIZE = 5000
 
@@ -24,10 +26,63 @@ def posts_seed(*, author: AbstractBaseUser, count: int, on_batch: Callable[[int]
     while created < count:
         batch = min(SEED_BATCH_SIZE, count - created)
         with transaction.atomic():
-            Post.objects.bulk_create(
-                Post(author=author, body=f"Demo post {created + i + 1} ✓", created_at=now) for i in range(batch)
-            )
+            Post.objects.bulk_create(_demo_post(author, created + i + 1, now) for i in range(batch))
         created += batch
         if on_batch:
             on_batch(batch)
     return created
+
+
+def _demo_post(author: AbstractBaseUser, number: int, created_at: datetime) -> Post:
+    body = f"Demo post {number} ✓"
+    return Post(author=author, body=body, created_at=created_at, fingerprint=post_fingerprint(body, created_at))
+
+
+# --- Writing many posts all or nothing (see posts/models.py) ---------------------------------
+DISCARD_BATCH_SIZE = 5000
+
+
+def posts_stage(*, author: AbstractBaseUser, batch_id: uuid.UUID, posts: Sequence[tuple[str, datetime]]) -> int:
+    """Add `posts` (body, created_at) to a pending batch, hidden, in one short transaction.
+
+    A post whose body and created_at equal one the author already has (or one already staged in
+    this batch) is skipped. Returns how many were added.
+    """
+    fingerprints = [post_fingerprint(body, created_at) for body, created_at in posts]
+    present = set(
+        Post.all_objects.by_author(author)
+        .visible_or_in_batch(batch_id)
+        .filter(fingerprint__in=set(fingerprints))
+        .values_list("body", "created_at")
+    )
+    rows = []
+    for (body, created_at), fingerprint in zip(posts, fingerprints, strict=True):
+        if (body, created_at) in present:
+            continue
+        present.add((body, created_at))
+        rows.append(Post(author=author, body=body, created_at=created_at, fingerprint=fingerprint, batch_id=batch_id))
+    with transaction.atomic():
+        Post.all_objects.bulk_create(rows)
+    return len(rows)
+
+
+def posts_batch_open(*, author: AbstractBaseUser, batch_id: uuid.UUID) -> None:
+    PendingBatch.objects.get_or_create(id=batch_id, defaults={"author": author})
+
+
+def posts_batch_reveal(*, batch_id: uuid.UUID) -> None:
+    """Make every post of the batch visible at once: one small write."""
+    PendingBatch.objects.filter(pk=batch_id).delete()
+
+
+def posts_batch_discard(*, batch_id: uuid.UUID) -> None:
+    """Delete a pending batch's posts, a few thousand per transaction, then the batch itself.
+
+    Does nothing to a batch that was revealed. If interrupted, what is left stays hidden and a
+    second call finishes the job.
+    """
+    if not PendingBatch.objects.filter(pk=batch_id).exists():
+        return
+    while ids := list(Post.all_objects.filter(batch_id=batch_id).values_list("id", flat=True)[:DISCARD_BATCH_SIZE]):
+        Post.all_objects.filter(id__in=ids).delete()
+    PendingBatch.objects.filter(pk=batch_id).delete()

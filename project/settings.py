@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "accounts",
     "posts",
     "exports",
+    "imports",
 ]
 
 MIDDLEWARE = [
@@ -246,6 +247,17 @@ EXPORT_EMAIL_ATTACHMENT_MAX_BYTES = env.int("EXPORT_EMAIL_ATTACHMENT_MAX_BYTES",
 EXPORT_CHUNK_SIZE = env.int("EXPORT_CHUNK_SIZE", default=2000)
 # Hard limit for one export job; past it the task ends "failed" with "The posts export timed out."
 EXPORT_JOB_TIMEOUT = env.int("EXPORT_JOB_TIMEOUT", default=15 * 60)
+
+# --- Imports (imports/) ---------------------------------------------------------------------
+# Largest request body for POST /imports/ (the file plus a few hundred bytes of form); a larger one
+# is refused with 413. A reverse proxy in front needs at least this (nginx: client_max_body_size).
+IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=200 * 1024 * 1024)
+# Largest file once gzip-decompressed: a "gzip bomb" is stopped at this point, never inflated whole.
+IMPORT_MAX_DECOMPRESSED_BYTES = env.int("IMPORT_MAX_DECOMPRESSED_BYTES", default=1024 * 1024 * 1024)
+# Posts added per transaction: each is short, so other writers (SQLite's one lock) keep moving.
+IMPORT_BATCH_SIZE = env.int("IMPORT_BATCH_SIZE", default=2000)
+# Hard limit for one import job; past it the task fails "timed out" and nothing is added.
+IMPORT_JOB_TIMEOUT = env.int("IMPORT_JOB_TIMEOUT", default=30 * 60)
 
 # --- Security -------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

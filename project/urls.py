@@ -12,6 +12,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("posts/", include("posts.urls")),
     path("exports/", include("exports.urls")),
+    path("imports/", include("imports.urls")),
     path("tasks/", include("tasks.urls")),
     path("api/tasks/", include(api_urlpatterns)),
     # django-rq's dashboard (queues, workers, failed jobs); its views require staff.

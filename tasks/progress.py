@@ -16,7 +16,8 @@ class TaskNoLongerRunning(Exception):
 class ProgressReporter:
     """Records a running task's progress, throttled: at most one write per interval, never per row.
 
-    Progress only moves forward and stays below 100 until the task has succeeded. Both methods
+    Progress only moves forward and stays below 100 until the task has succeeded; a new detail is
+    written even when the percentage stands still, so the user sees the work go on. Both methods
     raise TaskNoLongerRunning once the task was ended meanwhile: RQ's stop-job command normally
     kills the job first; this covers a lost command.
     """
@@ -25,17 +26,18 @@ class ProgressReporter:
         self.task_id = task_id
         self.interval = settings.TASK_PROGRESS_INTERVAL if interval is None else interval
         self._last_write = float("-inf")
-        self._last_percent = -1
+        self._last_percent = 0
+        self._last_detail = ""
 
     def __call__(self, done: int, total: int, *, detail: str) -> None:
         """`done` of `total` units (rows, bytes...) are through; `detail` says it to a person."""
         now = time.monotonic()
         if now - self._last_write < self.interval:
             return
-        percent = min(99, done * 100 // total) if total > 0 else 0
-        if percent <= self._last_percent:
+        percent = max(self._last_percent, min(99, done * 100 // total) if total > 0 else 0)
+        if percent == self._last_percent and detail == self._last_detail:
             return
-        self._last_write, self._last_percent = now, percent
+        self._last_write, self._last_percent, self._last_detail = now, percent, detail
         if task_set_progress(self.task_id, progress=percent, detail=detail) is None:
             raise TaskNoLongerRunning(self.task_id)
 

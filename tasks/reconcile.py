@@ -135,7 +135,8 @@ def task_reconcile(task: Task) -> str | None:
     if action is Do.FAIL_NO_RESULT:
         return _fail(task_id, unexpected_error(_label(task)))
     assert action is Do.FAIL_FROM_JOB and job is not None
-    lost = "terminated unexpectedly" in (job.exc_info or "")
+    result = job.latest_result()
+    lost = "terminated unexpectedly" in ((result.exc_string if result else None) or "")
     return _fail(task_id, worker_lost_error(_label(task)) if lost else unexpected_error(_label(task)))
 
 

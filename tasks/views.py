@@ -6,6 +6,7 @@ Kinds reuse these views for their own URLs (`/exports/<id>/`, `/imports/<id>/can
 
 from __future__ import annotations
 
+import mimetypes
 from collections.abc import Callable
 
 from django.contrib import messages
@@ -88,9 +89,9 @@ def task_download(request: HttpRequest, task_id: str, kind: str | None = None) -
         handle = task.file.open("rb")
     except FileNotFoundError:
         raise Http404("This task's file is no longer available.") from None
-    response = FileResponse(
-        handle, as_attachment=True, filename=task.kind_spec.download_name(task), content_type="application/json"
-    )
+    name = task.kind_spec.download_name(task)
+    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    response = FileResponse(handle, as_attachment=True, filename=name, content_type=content_type)
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
     return response

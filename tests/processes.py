@@ -193,7 +193,18 @@ class HttpSession:
     def _cookie_header(self) -> str:
         return "; ".join(f"{k}={v}" for k, v in self.cookies.items())
 
-    def request(self, method: str, path: str, *, json_client: bool = False) -> tuple[int, bytes]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_client: bool = False,
+        body: bytes | None = None,
+        content_type: str | None = None,
+        chunked: bool = False,
+    ) -> tuple[int, bytes]:
+        """One request; a POST carries the CSRF token in its header. `chunked` sends the body
+        without a Content-Length, in pieces, as a streaming client does."""
         import http.client
         from http.cookies import SimpleCookie
 
@@ -205,14 +216,46 @@ class HttpSession:
         if method == "POST":
             headers["X-CSRFToken"] = self.cookies["csrftoken"]
             headers["Origin"] = f"http://127.0.0.1:{self.port}"
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        if content_type:
+            headers["Content-Type"] = content_type
+        payload = body
+        if chunked and body is not None:
+            headers["Transfer-Encoding"] = "chunked"
+            payload = (body[i : i + 65536] for i in range(0, len(body), 65536))  # type: ignore[assignment]
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         try:
-            conn.request(method, path, headers=headers)
+            conn.request(method, path, body=payload, headers=headers, encode_chunked=chunked)
             response = conn.getresponse()
-            body = response.read()
+            data = response.read()
             for header in response.headers.get_all("Set-Cookie") or []:
                 for name, morsel in SimpleCookie(header).items():
                     self.cookies[name] = morsel.value
-            return response.status, body
+            return response.status, data
         finally:
             conn.close()
+
+    def upload(self, path: str, field: str, file_name: str, content: bytes, **kwargs) -> tuple[int, bytes]:
+        """A multipart/form-data POST of one file, as the page's form sends it."""
+        boundary = "----testboundary7MA4YWxkTrZu0gW"
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{file_name}"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+            + content
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        return self.request("POST", path, body=body, content_type=f"multipart/form-data; boundary={boundary}", **kwargs)
+
+
+def wait_for_task(task_id, predicate, timeout: float):
+    """Poll the task's row until `predicate(task)` holds; fail after `timeout` seconds (a ceiling, not a bound)."""
+    from tasks.models import Task
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        task = Task.objects.get(pk=task_id)
+        if predicate(task):
+            return task
+        time.sleep(0.05)
+    raise AssertionError(f"task {task_id} did not get there in {timeout}s: {Task.objects.get(pk=task_id).__dict__}")

@@ -51,9 +51,10 @@ def seed_posts(user, count: int) -> None:
     table = Post._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (author_id, body, created_at) "  # noqa: S608 -- our own table name
+            # The fingerprint only matters to imports (posts.models.post_fingerprint); any number will do here.
+            f"INSERT INTO {table} (author_id, body, created_at, fingerprint) "  # noqa: S608 -- our own table name
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %s) "
-            "SELECT %s, 'Browser post ' || i, %s FROM n",
+            "SELECT %s, 'Browser post ' || i, %s, i FROM n",
             [count, user.pk, timezone.now()],
         )
     assert Post.objects.filter(author=user).count() == count

@@ -27,6 +27,7 @@ from tests.processes import (
     free_port,
     run_burst_worker,
     scheduler,
+    wait_for_task,
     worker,
 )
 
@@ -37,16 +38,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 # docs/operations.md: with the default settings (heartbeat 5 s, lost after 20 s, reconciled every
 # 10 s) a lost worker's task ends within 30 s of the kill; the margin covers process start-up.
 WORKER_LOST_BOUND_SECONDS = 40
-
-
-def wait_for_task(task_id, predicate, timeout: float) -> Task:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        task = Task.objects.get(pk=task_id)
-        if predicate(task):
-            return task
-        time.sleep(0.1)
-    raise AssertionError(f"task {task_id} did not get there in {timeout}s: {Task.objects.get(pk=task_id).__dict__}")
 
 
 def test_a_worker_killed_mid_export_ends_its_task_and_the_next_export_works(smtp_server):

@@ -1,0 +1,75 @@
+"""Import use cases: launch from an uploaded file; inside the worker, add its posts all or nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from functools import partial
+from itertools import islice
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from django.conf import settings
+
+from posts.services import posts_batch_discard, posts_batch_open, posts_batch_reveal, posts_stage
+from tasks.errors import TaskInputInvalid
+from tasks.files import input_path
+from tasks.kinds import TaskResult
+from tasks.models import Task
+from tasks.progress import ProgressReporter
+from tasks.services import task_start
+
+from .reader import ImportFileError, PostReader
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+IMPORT_POSTS = "import_posts"
+FILE_NAME_MAX_LENGTH = 200
+
+T = TypeVar("T")
+
+
+def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """itertools.batched, which arrives with Python 3.12."""
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def import_start(*, user: AbstractBaseUser, upload: Path, file_name: str) -> Task:
+    """Launch an import of the uploaded file, which from now on belongs to the task (and is
+    deleted when it ends, whatever the outcome). One unfinished import per user."""
+    params = {"file_name": file_name[:FILE_NAME_MAX_LENGTH]}
+    return task_start(user=user, kind=IMPORT_POSTS, params=params, input_file=upload)
+
+
+def import_run(task: Task, progress: ProgressReporter) -> TaskResult:
+    """Inside the worker: read the file as a stream and stage its posts in short transactions.
+
+    The staged posts stay invisible; the core reveals them in the same transaction that marks the
+    task succeeded (TaskResult.commit), or the kind's cleanup discards them.
+    """
+    path = input_path(task.id)
+    total_bytes = path.stat().st_size
+    posts_batch_open(author=task.user, batch_id=task.id)
+    imported = read = 0
+    with open(path, "rb") as upload:
+        reader = PostReader(upload, max_decompressed_bytes=settings.IMPORT_MAX_DECOMPRESSED_BYTES)
+        try:
+            for batch in _batched(reader, settings.IMPORT_BATCH_SIZE):
+                read += len(batch)
+                imported += posts_stage(
+                    author=task.user, batch_id=task.id, posts=[(post.body, post.created_at) for post in batch]
+                )
+                progress(reader.bytes_read, total_bytes, detail=f"Imported {imported:,} posts so far")
+        except ImportFileError as exc:
+            raise TaskInputInvalid(f"{exc} Nothing was imported.") from None
+    skipped = read - imported
+    detail = f"Imported {imported:,} post{'s' if imported != 1 else ''}"
+    detail += f"; skipped {skipped:,} already present." if skipped else "."
+    return TaskResult(detail=detail, commit=partial(posts_batch_reveal, batch_id=task.id))
+
+
+def import_cleanup(task: Task) -> None:
+    """After a failure or cancel: remove every post the import staged (they were never visible)."""
+    posts_batch_discard(batch_id=task.id)

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from tasks.urls import kind_urlpatterns
+
+from . import views
+from .services import IMPORT_POSTS
+
+app_name = "imports"
+urlpatterns = [
+    path("", views.import_create, name="create"),
+    *kind_urlpatterns(IMPORT_POSTS, detail_template="imports/import_detail.html"),
+]

@@ -1,0 +1,171 @@
+"""The import job, run by a real RQ worker in the test process: all or nothing, idempotent, and
+its upload deleted whatever happens."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from rq import SimpleWorker
+
+import posts.services
+from imports.services import import_start
+from posts.models import PendingBatch, Post
+from tasks.files import input_path, work_dir
+from tasks.models import Task
+from tasks.state import task_mark_cancelled
+from tests.factories import PostFactory, UserFactory
+
+T0 = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+
+
+def export_file(tmp_path, posts, *, compress=False, name="posts.json"):
+    data = json.dumps({"user": "someone", "count": len(posts), "posts": posts}).encode()
+    path = work_dir() / f"test-upload-{tmp_path.name}-{name}"
+    path.write_bytes(gzip.compress(data) if compress else data)
+    return path
+
+
+def numbered(count, start=0):
+    return [
+        {"id": i, "body": f"Post {i} ✓", "created_at": (T0 + timedelta(seconds=i)).isoformat()}
+        for i in range(start, start + count)
+    ]
+
+
+def run_import(user, path, queue, capture) -> Task:
+    with capture(execute=True):
+        task = import_start(user=user, upload=path, file_name=path.name)
+    assert not path.exists(), "the upload now belongs to the task"
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    task.refresh_from_db()
+    return task
+
+
+@pytest.fixture
+def run(queue, django_capture_on_commit_callbacks):
+    return lambda user, path: run_import(user, path, queue, django_capture_on_commit_callbacks)
+
+
+def test_an_import_adds_every_post_with_its_date_and_says_how_many(db, run, tmp_path, settings):
+    settings.IMPORT_BATCH_SIZE = 7  # several short transactions
+    user = UserFactory()
+    task = run(user, export_file(tmp_path, numbered(20), compress=True))
+
+    assert (task.status, task.progress, task.detail) == ("succeeded", 100, "Imported 20 posts.")
+    imported = list(Post.objects.by_author(user).order_by("created_at").values_list("body", "created_at"))
+    assert imported == [(f"Post {i} ✓", T0 + timedelta(seconds=i)) for i in range(20)]
+    assert not input_path(task.id).exists(), "the upload is deleted when the task ends"
+    assert not PendingBatch.objects.exists()
+
+
+def test_importing_the_same_file_twice_adds_nothing_the_second_time(db, run, tmp_path):
+    user = UserFactory()
+    PostFactory(author=user, body="Post 3 ✓", created_at=T0 + timedelta(seconds=3))  # already there
+    first = run(user, export_file(tmp_path, numbered(10), name="a.json"))
+    second = run(user, export_file(tmp_path, numbered(10), name="b.json"))
+
+    assert first.detail == "Imported 9 posts; skipped 1 already present."
+    assert second.detail == "Imported 0 posts; skipped 10 already present."
+    assert Post.objects.by_author(user).count() == 10
+
+
+def test_a_repeat_inside_the_file_is_skipped_and_counted(db, run, tmp_path, settings):
+    settings.IMPORT_BATCH_SIZE = 3  # the repeats fall in different batches
+    user = UserFactory()
+    posts_ = numbered(5)
+    task = run(user, export_file(tmp_path, posts_ + [posts_[0], posts_[4]] + posts_[1:2]))
+    assert task.detail == "Imported 5 posts; skipped 3 already present."
+    assert Post.objects.by_author(user).count() == 5
+
+
+def test_another_users_posts_do_not_count_as_present(db, run, tmp_path):
+    other = UserFactory()
+    PostFactory(author=other, body="Post 0 ✓", created_at=T0)
+    user = UserFactory()
+    assert run(user, export_file(tmp_path, numbered(1))).detail == "Imported 1 post."
+
+
+def test_a_bad_post_after_many_batches_fails_the_import_and_adds_nothing(db, run, tmp_path, settings):
+    settings.IMPORT_BATCH_SIZE = 10
+    user = UserFactory()
+    PostFactory(author=user, body="kept")
+    bad = [*numbered(1202), {"body": "x", "created_at": "yesterday"}, *numbered(50, start=2000)]
+
+    task = run(user, export_file(tmp_path, bad))
+
+    assert task.status == "failed"
+    assert task.error == 'Post 1,203: "created_at" is not a date (got "yesterday"). Nothing was imported.'
+    assert list(Post.all_objects.filter(author=user).values_list("body", flat=True)) == ["kept"], (
+        "the 1,202 staged posts are gone"
+    )
+    assert not PendingBatch.objects.exists() and not task.needs_cleanup
+    assert not input_path(task.id).exists()
+
+
+def test_staged_posts_stay_invisible_until_the_end_and_a_cancel_removes_them(
+    db, queue, tmp_path, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    settings.IMPORT_BATCH_SIZE = 10
+    settings.TASK_PROGRESS_INTERVAL = 0
+    user = UserFactory()
+    seen = []
+    real_stage = posts.services.posts_stage
+
+    def stage_then_look(**kwargs):
+        added = real_stage(**kwargs)
+        seen.append((Post.objects.by_author(user).count(), Post.all_objects.filter(author=user).count()))
+        if len(seen) == 3:
+            task_mark_cancelled(kwargs["batch_id"], detail="Cancelled. No posts were added.")  # mid-import
+        return added
+
+    monkeypatch.setattr("imports.services.posts_stage", stage_then_look)
+    task = run_import(user, export_file(tmp_path, numbered(100)), queue, django_capture_on_commit_callbacks)
+
+    assert seen == [(0, 10), (0, 20), (0, 30)], "visible: none; staged: growing"
+    assert task.status == "cancelled" and task.detail == "Cancelled. No posts were added."
+    assert Post.all_objects.filter(author=user).count() == 0
+    assert not PendingBatch.objects.exists() and not input_path(task.id).exists()
+
+
+def test_an_upload_is_never_left_behind_when_the_queue_refuses(
+    db, tmp_path, monkeypatch, django_capture_on_commit_callbacks
+):
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from tasks.services import QueueUnavailable
+
+    def refuse(*args, **kwargs):
+        raise RedisConnectionError("down")
+
+    monkeypatch.setattr("tasks.services.task_job_enqueue", refuse)
+    path = export_file(tmp_path, numbered(2))
+    before = set(work_dir().iterdir())
+    with pytest.raises(QueueUnavailable), django_capture_on_commit_callbacks(execute=True):
+        import_start(user=UserFactory(), upload=path, file_name="x.json")
+    assert not Task.objects.exists()
+    assert set(work_dir().iterdir()) == before - {path}, "no upload and no task input left"
+
+
+def test_an_import_file_is_read_back_from_a_real_export(db, run, tmp_path, queue, django_capture_on_commit_callbacks):
+    from exports.services import export_start
+
+    alice, bob = UserFactory(), UserFactory()
+    bodies = ["Grüße 🌍", '<b>bold</b> & "quoted"', "line\r\nbreak\ttab", "שלום", "😀" * 500]
+    for body in bodies:
+        PostFactory(author=alice, body=body)
+    with django_capture_on_commit_callbacks(execute=True):
+        exported = export_start(user=alice)
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    exported.refresh_from_db()
+    upload = work_dir() / f"roundtrip-{tmp_path.name}.json"
+    with exported.file.open("rb") as source, open(upload, "wb") as target:
+        shutil.copyfileobj(source, target)
+
+    assert run(bob, upload).detail == "Imported 5 posts."
+    assert set(Post.objects.by_author(bob).values_list("body", "created_at")) == set(
+        Post.objects.by_author(alice).values_list("body", "created_at")
+    )

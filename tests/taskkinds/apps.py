@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+
+
+class TestKindsConfig(AppConfig):
+    """Kinds of task that exist only in the tests (installed by tests/settings.py), as django-tasks
+    keeps test tasks: they drive every generic path of the core without any real work."""
+
+    name = "tests.taskkinds"
+    label = "test_task_kinds"
+
+    def ready(self) -> None:
+        from . import kinds  # noqa: F401 -- registers the kinds

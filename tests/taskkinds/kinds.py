@@ -1,0 +1,52 @@
+"""`test_steps`: sleeps through `steps` steps, reporting each; may fail, may produce a file.
+
+Parameters (Task.params): steps (default 3), step_seconds (0.05), fail_at (a step number, or
+none), with_file (false). Its cleanup leaves a marker file, so a test can see that it ran.
+"""
+
+from __future__ import annotations
+
+import time
+
+from tasks.errors import TaskStepFailed
+from tasks.files import result_store, work_dir, work_path
+from tasks.kinds import TaskKind, TaskResult, register
+from tasks.models import Task
+from tasks.progress import ProgressReporter
+
+TEST_STEPS = "test_steps"
+
+
+def cleanup_marker(task_id: object):
+    return work_dir() / f"cleaned-{task_id}"
+
+
+def run_steps(task: Task, progress: ProgressReporter) -> TaskResult:
+    steps = int(task.params.get("steps", 3))
+    fail_at = task.params.get("fail_at")
+    for step in range(1, steps + 1):
+        time.sleep(float(task.params.get("step_seconds", 0.05)))
+        if step == fail_at:
+            raise TaskStepFailed(f"Step {step} failed on purpose.")
+        progress(step, steps, detail=f"Step {step} of {steps}")
+    stored = ""
+    if task.params.get("with_file"):
+        work_path(task.id).write_text(f"the result of {task.id}")
+        stored = result_store(task.id, name="result.txt")
+    return TaskResult(detail=f"{steps} steps done", file=stored)
+
+
+def mark_cleaned(task: Task) -> None:
+    cleanup_marker(task.id).write_text("cleaned")
+
+
+test_steps = register(
+    TaskKind(
+        name=TEST_STEPS,
+        label="Test steps",
+        run=run_steps,
+        timeout=60,
+        cleanup=mark_cleaned,
+        download_name=lambda task: f"steps-{task.id}.txt",
+    )
+)

@@ -1,0 +1,104 @@
+"""The safety net as a table: what RQ says of a task's job x the task's state -> what is done.
+
+Each cell is set up for real: a Task row and an RQ job in that status in the test Redis, then one
+pass of tasks.reconcile. The expected table is written out here, not imported from the code.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rq.job import JobStatus
+
+from tasks.models import Task
+from tasks.queue import TASK_JOB, task_job_enqueue, task_job_fetch
+from tasks.reconcile import tasks_reconcile
+from tests.factories import TaskFactory
+from tests.taskkinds.kinds import TEST_STEPS, cleanup_marker, test_steps
+
+LOST = "The worker running this test steps stopped unexpectedly (worker lost). Please start it again."
+UNEXPECTED = "The test steps failed unexpectedly. Please try again; the team has the details."
+
+# (job, task) -> (what the pass reports, the task's status after, whether its cleanup ran)
+TABLE = {
+    ("missing", "queued"): ("requeued", "queued", False),
+    ("missing", "running"): ("failed", "failed", True),
+    ("missing", "ended"): ("cleaned up", "cancelled", True),
+    ("queued", "queued"): (None, "queued", False),
+    ("queued", "running"): ("failed", "failed", True),
+    ("queued", "ended"): ("cleaned up", "cancelled", True),
+    ("started, heartbeating", "queued"): (None, "queued", False),
+    ("started, heartbeating", "running"): (None, "running", False),
+    ("started, heartbeating", "ended"): (None, "cancelled", False),
+    ("started, silent", "queued"): ("failed", "failed", True),
+    ("started, silent", "running"): ("failed", "failed", True),
+    ("started, silent", "ended"): ("cleaned up", "cancelled", True),
+    ("finished", "queued"): ("failed", "failed", True),
+    ("finished", "running"): ("failed", "failed", True),
+    ("finished", "ended"): ("cleaned up", "cancelled", True),
+    ("failed", "queued"): ("failed", "failed", True),
+    ("failed", "running"): ("failed", "failed", True),
+    ("failed", "ended"): ("cleaned up", "cancelled", True),
+    ("stopped", "queued"): ("cancelled", "cancelled", True),
+    ("stopped", "running"): ("cancelled", "cancelled", True),
+    ("stopped", "ended"): ("cleaned up", "cancelled", True),
+}
+
+
+def make_task(state: str) -> Task:
+    long_ago = timezone.now() - timedelta(minutes=5)  # past the grace period for a lost enqueue
+    if state == "ended":
+        return TaskFactory(kind=TEST_STEPS, status="cancelled", needs_cleanup=True, created_at=long_ago)
+    return TaskFactory(kind=TEST_STEPS, status=state, created_at=long_ago)
+
+
+def make_job(state: str, task: Task) -> None:
+    if state == "missing":
+        return
+    job = task_job_enqueue(str(task.id), kind=test_steps)
+    if state.startswith("started"):
+        job.set_status(JobStatus.STARTED)
+        beat = timezone.now() - (timedelta(seconds=1) if state.endswith("heartbeating") else timedelta(minutes=2))
+        job.heartbeat(beat, ttl=60)
+    elif state != "queued":
+        job.set_status(
+            {"finished": JobStatus.FINISHED, "failed": JobStatus.FAILED, "stopped": JobStatus.STOPPED}[state]
+        )
+
+
+@pytest.mark.parametrize(("job_state", "task_state"), list(TABLE))
+def test_each_job_state_and_task_state_has_one_outcome(db, queue, job_state, task_state):
+    task = make_task(task_state)
+    make_job(job_state, task)
+
+    done = tasks_reconcile()
+
+    reported, status_after, cleaned = TABLE[(job_state, task_state)]
+    assert done == ({reported: 1} if reported else {})
+    task.refresh_from_db()
+    assert task.status == status_after
+    assert cleanup_marker(task.id).exists() == cleaned, "the kind's cleanup runs exactly when the task's job is gone"
+    if cleaned:
+        assert not task.needs_cleanup
+    if status_after == "failed":
+        # A job that RQ saw fail or finish tells of an error; otherwise the worker was lost.
+        assert task.error == (UNEXPECTED if job_state in ("finished", "failed") else LOST)
+
+
+def test_a_lost_queued_task_is_requeued_with_its_own_kinds_job(db, queue):
+    task = make_task("queued")
+
+    assert tasks_reconcile() == {"requeued": 1}
+
+    job = task_job_fetch(str(task.id))
+    assert job is not None and job.func_name == TASK_JOB and job.args == (str(task.id),)
+    assert job.timeout == test_steps.job_timeout(), "the kind's own time limit"
+    task.refresh_from_db()
+    assert task.detail == "Queued again after the job queue lost it."
+
+
+def test_a_queued_task_younger_than_the_grace_period_is_left_alone(db, queue):
+    TaskFactory(kind=TEST_STEPS, status="queued")
+    assert tasks_reconcile() == {}
