@@ -53,6 +53,7 @@ def posts_stage(*, author: AbstractBaseUser, batch_id: uuid.UUID, posts: Sequenc
         Post.all_objects.by_author(author)
         .visible_or_in_batch(batch_id)
         .filter(fingerprint__in=set(fingerprints))
+        .order_by()  # no ORDER BY id: it would steer the planner off the fingerprint index
         .values_list("body", "created_at")
     )
     rows = []
@@ -83,6 +84,7 @@ def posts_batch_discard(*, batch_id: uuid.UUID) -> None:
     """
     if not PendingBatch.objects.filter(pk=batch_id).exists():
         return
-    while ids := list(Post.all_objects.filter(batch_id=batch_id).values_list("id", flat=True)[:DISCARD_BATCH_SIZE]):
+    staged = Post.all_objects.filter(batch_id=batch_id).order_by().values_list("id", flat=True)
+    while ids := list(staged[:DISCARD_BATCH_SIZE]):
         Post.all_objects.filter(id__in=ids).delete()
     PendingBatch.objects.filter(pk=batch_id).delete()

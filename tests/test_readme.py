@@ -1,0 +1,45 @@
+"""The README's worked example ("Add your own long job") runs as printed: a new kind, launched,
+run by a real RQ worker, with its live progress and its file."""
+
+from __future__ import annotations
+
+import re
+
+from django.test import RequestFactory
+from rq import SimpleWorker
+
+from tasks.kinds import get_kind
+from tasks.models import Task
+from tests.factories import PostFactory, UserFactory
+from tests.processes import ROOT
+
+
+def example_blocks() -> dict[str, str]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Add your own long job", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(# (\S+).*?)```", section, re.S)
+    return {name.rstrip(":"): code for code, name in blocks}
+
+
+def test_the_readme_example_is_a_working_kind(db, queue, django_capture_on_commit_callbacks):
+    blocks = example_blocks()
+    assert set(blocks) == {"wordcount/kind.py", "wordcount/apps.py", "wordcount/views.py"}
+    exec(compile(blocks["wordcount/kind.py"], "README:wordcount/kind.py", "exec"), {})  # noqa: S102
+    compile(blocks["wordcount/apps.py"], "README:wordcount/apps.py", "exec")
+    views: dict = {}
+    exec(compile(blocks["wordcount/views.py"], "README:wordcount/views.py", "exec"), views)  # noqa: S102
+
+    user = UserFactory()
+    PostFactory(author=user, body="the cat and the hat")
+    PostFactory(author=user, body="The end")
+    request = RequestFactory().post("/wordcount/", HTTP_ACCEPT="application/json")
+    request.user = user
+    with django_capture_on_commit_callbacks(execute=True):
+        response = views["word_count_start"](request)
+    assert response.status_code == 202
+
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    task = Task.objects.get(kind="count_words")
+    assert (task.status, task.detail, task.label) == ("succeeded", "5 different words", "Word count")
+    assert task.file.open("rb").read().decode().splitlines()[0] == "the,3"
+    assert get_kind("count_words").job_timeout() == 600
