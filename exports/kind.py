@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.mail import get_connection
+from django.template.loader import get_template
 
 from tasks.kinds import TaskKind, register
 
 from .services import EXPORT_POSTS, export_file_name, export_run
+
+
+def export_warm_up() -> None:
+    """Before a worker forks: compile the email's template and load the email backend's code."""
+    get_template("exports/email/export_ready.txt")
+    get_connection()  # builds the backend object only; SMTP connects when a message is sent
+
 
 export_posts = register(
     TaskKind(
@@ -17,5 +26,6 @@ export_posts = register(
         url_name="exports:detail",
         download_name=export_file_name,
         cancelled_detail="Cancelled. Nothing was emailed.",
+        warm_up=export_warm_up,
     )
 )

@@ -87,3 +87,11 @@ def publish_task_update(*, user_id: int, task: dict[str, Any], wait: bool) -> bo
     """
     message = {"type": "task.update", "task": task}
     return _publisher.send((user_group_name(user_id), STAFF_GROUP), message, wait=wait)
+
+
+def publisher_warm_up() -> None:
+    """Load the channel layer's code (serializer, msgpack...) in this process, without connecting.
+
+    A worker calls this before it forks its work horses, so that no job pays for these imports.
+    """
+    get_channel_layer()

@@ -45,6 +45,9 @@ class TaskKind:
     cancelled_detail: str = "Cancelled."
     # Whether the admin's Retry may start the same work again (false when the input is gone).
     retryable: bool = True
+    # Run once in each worker process before it forks work horses: load what every job of this
+    # kind needs (templates, modules), so that each job does not load it again (tasks/worker.py).
+    warm_up: Callable[[], None] | None = None
 
     def job_timeout(self) -> int:
         return self.timeout() if callable(self.timeout) else self.timeout

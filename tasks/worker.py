@@ -2,16 +2,45 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import uuid
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.db import connections
+from django.urls import reverse
 from rq import Worker
 
+from notifications.publish import publisher_warm_up
+
 from .cleanup import task_cleanup
+from .kinds import all_kinds
 from .reconcile import task_fail_worker_lost
 
 logger = logging.getLogger(__name__)
+
+
+def warm_up() -> None:
+    """Pay once, in the worker, what each forked work horse would otherwise pay again per job.
+
+    A work horse is a fork of this process: what is imported, compiled or cached here before the
+    fork is there for free in every horse (copy-on-write). Connections are not: each is closed
+    again before any fork, so no horse shares a socket with another.
+    """
+    for connection in connections.all():
+        connection.ensure_connection()  # imports the database backend's modules
+        connection.close()
+    reverse("tasks:detail", kwargs={"task_id": uuid.uuid4()})  # builds the URL resolver
+    publisher_warm_up()
+    datetime.strptime("2000", "%Y")  # imports _strptime, which RQ uses to read dates in every horse
+    for kind in all_kinds():
+        if kind.warm_up is not None:
+            kind.warm_up()
+    # Keep the garbage collector of each horse off everything loaded so far: scanning it would
+    # touch, and so copy, most of the memory the horse shares with this process.
+    gc.freeze()
 
 
 class TaskWorker(Worker):
@@ -21,11 +50,13 @@ class TaskWorker(Worker):
       safety net (tasks/reconcile.py) tells a lost worker from a slow one within seconds.
     - When a work horse dies (OOM killer, SIGKILL) its task is ended at once, here in the parent,
       and cleaned up: the horse was the only writer.
+    - It warms up before taking jobs (warm_up), so a short job does not pay for cold caches.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("job_monitoring_interval", settings.WORKER_JOB_HEARTBEAT_SECONDS)
         super().__init__(*args, **kwargs)
+        warm_up()
 
     def handle_work_horse_killed(self, job: Any, retpid: int, ret_val: int, rusage: Any) -> None:
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)
