@@ -6,7 +6,7 @@ export REDIS_URL ?= redis://127.0.0.1:6379/0
 export PATH := $(BIN):$(PATH)
 
 
-.PHONY: run test test-postgres install install-dev redis browser migrate demo lint format migrations-check bench clean
+.PHONY: run test test-postgres test-django61 install install-dev redis browser migrate demo lint format migrations-check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,21 @@ test-postgres: install-dev
 	DATABASE_URL=$(TEST_POSTGRES_URL) bash scripts/ensure_postgres.sh
 	DATABASE_URL=$(TEST_POSTGRES_URL) $(MAKE) test
 
+# The same suite on Django 6.1 with Python 3.12, in a virtualenv of its own (CI runs it too).
+# Python 3.12 from pyenv if it has one, else python3.12 on the PATH.
+PYTHON312 ?= $(or $(lastword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12*/bin/python)),python3.12)
+VENV61 := .venv-django61
+
+$(VENV61)/.installed: requirements.txt requirements-dev.txt requirements-django61.txt
+	$(PYTHON312) -m venv $(VENV61)
+	$(VENV61)/bin/pip install --quiet --upgrade pip
+	$(VENV61)/bin/pip install --quiet -r requirements-dev.txt
+	$(VENV61)/bin/pip install --quiet -r requirements-django61.txt
+	@touch $@
+
+test-django61: $(VENV61)/.installed redis browser
+	TEST_OUTPUT_DIR=$(CURDIR)/test-output/django61 $(VENV61)/bin/pytest
+
 # Debian's Chromium for the Playwright test (Playwright's own browser download cannot work offline).
 browser:
 	@bash scripts/ensure_chromium.sh
@@ -60,7 +75,7 @@ migrations-check: install
 	SECRET_KEY=check $(BIN)/python manage.py makemigrations --check --dry-run
 
 clean:
-	rm -rf $(VENV) staticfiles test-output .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV61) staticfiles test-output .pytest_cache .ruff_cache
 
 # Issue #6 benchmarks on the real stack (daphne, an RQ worker, Redis db 12, SQLite, PostgreSQL);
 # rewrites BENCHMARKS.md. `make bench BENCH_ARGS=--smoke` is the quick check that they all run.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.mail import get_connection
 from django.template.loader import get_template
 
 from tasks.kinds import TaskKind, register
@@ -12,9 +11,8 @@ from .services import EXPORT_POSTS, export_file_name, export_run
 
 
 def export_warm_up() -> None:
-    """Before a worker forks: compile the email's template and load the email backend's code."""
+    """Before a worker forks: compile the email's template."""
     get_template("exports/email/export_ready.txt")
-    get_connection()  # builds the backend object only; SMTP connects when a message is sent
 
 
 export_posts = register(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import django
 import django_stubs_ext
 import environ
 
@@ -138,9 +139,29 @@ WHITENOISE_USE_FINDERS = True
 # --- Email ----------------------------------------------------------------------------------
 # EMAIL_URL picks the backend: smtp://user:pass@host:587 in production; consolemail:// or
 # filemail:////absolute/path (four slashes) in development so that nothing leaves the machine by accident.
-vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+_email = env.email_url("EMAIL_URL", default="consolemail://")
+_email["EMAIL_TIMEOUT"] = env.int("EMAIL_TIMEOUT", default=30)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="exports@localhost")
-EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+if django.VERSION >= (6, 1):
+    # Django 6.1 configures email as MAILERS; its EMAIL_* settings are deprecated. The same URL
+    # becomes the default mailer, with the options its backend takes.
+    _backend = _email["EMAIL_BACKEND"]
+    _options: dict[str, object] = {}
+    if _backend.endswith("smtp.EmailBackend"):
+        _options = {
+            "host": _email["EMAIL_HOST"],
+            "port": _email["EMAIL_PORT"],
+            "username": _email["EMAIL_HOST_USER"] or "",
+            "password": _email["EMAIL_HOST_PASSWORD"] or "",
+            "use_tls": _email.get("EMAIL_USE_TLS", False),
+            "use_ssl": _email.get("EMAIL_USE_SSL", False),
+            "timeout": _email["EMAIL_TIMEOUT"],
+        }
+    elif _backend.endswith("filebased.EmailBackend"):
+        _options = {"file_path": _email["EMAIL_FILE_PATH"]}
+    MAILERS = {"default": {"BACKEND": _backend, "OPTIONS": _options}}
+else:
+    vars().update(_email)
 
 # --- Redis, RQ and Channels -----------------------------------------------------------------
 # One Redis serves the job queue and the channel layer unless CHANNEL_LAYER_REDIS_URL splits them.

@@ -189,7 +189,8 @@ def test_the_compose_environment_is_accepted_by_the_settings(services):
         "from django.conf import settings as s; import json; "
         "print(json.dumps({'debug': s.DEBUG, 'hosts': s.ALLOWED_HOSTS, 'media': str(s.MEDIA_ROOT), "
         "'db': [s.DATABASES['default'][k] for k in ('ENGINE', 'HOST', 'PORT', 'CONN_MAX_AGE')], "
-        "'rq': s.RQ_QUEUES['default']['URL'], 'email': s.EMAIL_BACKEND, 'key': s.SECRET_KEY}))"
+        "'rq': s.RQ_QUEUES['default']['URL'], 'key': s.SECRET_KEY, "
+        "'email': getattr(s, 'MAILERS', {}).get('default', {}).get('BACKEND') or s.EMAIL_BACKEND}))"
     )
     child_env = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "project.settings", **env}
     result = subprocess.run(

@@ -6,20 +6,18 @@ import asyncio
 import json
 import re
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from rq import Worker
 from websockets.asyncio.client import connect
 
-from exports.services import export_start
 from posts.services import posts_seed
 from tasks.models import Task
-from tasks.queue import default_queue
+from tasks.services import task_start
 from tests.factories import UserFactory
 from tests.live import session_cookie_for
-from tests.processes import HttpSession, child_env, daphne, running, worker
+from tests.processes import HttpSession, child_env, daphne, running, wait_for_task, worker
+from tests.taskkinds.kinds import TEST_STEPS
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -88,20 +86,14 @@ def test_two_daphnes_and_two_workers_serve_twenty_users_at_once(smtp_server):
     assert sorted(m["To"] for m in smtp_server.messages) == sorted(u.email for u in users)
 
 
-def test_worker_pool_uses_several_processes(smtp_server):
-    users = [UserFactory() for _ in range(4)]
-    for user in users:
-        posts_seed(author=user, count=50)
-    env = child_env(EMAIL_URL=smtp_server.url)
+def test_worker_pool_uses_several_processes():
+    """`rqworker-pool --num-workers 2` runs jobs in two worker processes at once."""
+    tasks = [
+        task_start(user=UserFactory(), kind=TEST_STEPS, params={"steps": 4, "step_seconds": 0.25}) for _ in range(4)
+    ]
     pool = [sys.executable, "manage.py", "rqworker-pool", "default", "--num-workers", "2"]
-    with running(pool, env, "worker-pool", new_session=True):
-        deadline = time.monotonic() + 30
-        while len(Worker.all(connection=default_queue().connection)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert len(Worker.all(connection=default_queue().connection)) == 2, "the pool runs two workers"
-        tasks = [export_start(user=user) for user in users]
-        deadline = time.monotonic() + 60
-        while Task.objects.unfinished().exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-    assert {t.status for t in Task.objects.filter(pk__in=[t.pk for t in tasks])} == {Task.Status.SUCCEEDED}
-    assert len(smtp_server.messages) == 4
+    with running(pool, child_env(), "worker-pool", new_session=True):
+        done = [wait_for_task(task.id, lambda t: t.is_finished, 120) for task in tasks]
+    assert {t.status for t in done} == {"succeeded"}
+    workers = {t.detail.rsplit(" ", 1)[1] for t in done}
+    assert len(workers) == 2, f"two worker processes ran the jobs, not one: {workers}"

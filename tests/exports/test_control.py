@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import django
 import pytest
 from django.core import mail
 from django.urls import reverse
@@ -32,10 +33,14 @@ def run_queued_jobs(queue) -> None:
     SimpleWorker([queue], connection=queue.connection).work(burst=True)
 
 
-def use_smtp(settings, port: int) -> None:
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
-    settings.EMAIL_TIMEOUT = 2
+def use_smtp(settings, port: int, timeout: float = 2) -> None:
+    backend = "django.core.mail.backends.smtp.EmailBackend"
+    if django.VERSION >= (6, 1):  # email is configured as MAILERS there
+        options = {"host": "127.0.0.1", "port": port, "timeout": timeout}
+        settings.MAILERS = {"default": {"BACKEND": backend, "OPTIONS": options}}
+    else:
+        settings.EMAIL_BACKEND = backend
+        settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", port, timeout
 
 
 # --- Cancel ---------------------------------------------------------------------------------
@@ -128,8 +133,7 @@ def test_a_mail_server_that_stays_down_fails_the_task_after_bounded_retries(
 def test_an_export_past_its_timeout_ends_timed_out(user, queue, settings, django_capture_on_commit_callbacks):
     settings.EXPORT_JOB_TIMEOUT = 1
     with StalledServer() as hung_smtp:  # the email step hangs until the job's time is up
-        use_smtp(settings, hung_smtp.port)
-        settings.EMAIL_TIMEOUT = 30
+        use_smtp(settings, hung_smtp.port, timeout=30)
         with django_capture_on_commit_callbacks(execute=True):
             task = export_start(user=user)
         run_queued_jobs(queue)

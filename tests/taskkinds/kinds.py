@@ -6,6 +6,7 @@ none), with_file (false). Its cleanup leaves a marker file, so a test can see th
 
 from __future__ import annotations
 
+import os
 import time
 
 from tasks.errors import TaskStepFailed
@@ -33,7 +34,8 @@ def run_steps(task: Task, progress: ProgressReporter) -> TaskResult:
     if task.params.get("with_file"):
         work_path(task.id).write_text(f"the result of {task.id}")
         stored = result_store(task.id, name="result.txt")
-    return TaskResult(detail=f"{steps} steps done", file=stored)
+    # The worker process that forked this work horse: tests of several workers look at it.
+    return TaskResult(detail=f"{steps} steps done by worker {os.getppid()}", file=stored)
 
 
 def mark_cleaned(task: Task) -> None:
