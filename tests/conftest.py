@@ -5,7 +5,7 @@ from django.test import Client
 
 from tasks.queue import default_queue
 
-from .factories import PASSWORD, UserFactory
+from .factories import UserFactory, login
 from .processes import CapturedSMTP
 
 
@@ -38,7 +38,7 @@ def other_user(db):
 def client_for():
     def make(user, **kwargs) -> Client:
         client = Client(**kwargs)
-        assert client.login(username=user.username, password=PASSWORD)
+        assert login(client, user.username)
         return client
 
     return make
