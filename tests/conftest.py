@@ -53,3 +53,13 @@ def user_client(user, client_for) -> Client:
 def smtp_server():
     with CapturedSMTP() as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def fresh_limits():
+    """Rate-limit counters and socket counts are keyed by user id, which a new test may reuse."""
+    connection = default_queue().connection
+    for pattern in ("ratelimit:*", "*:sockets:user:*"):
+        keys = list(connection.scan_iter(pattern, count=1000))
+        if keys:
+            connection.delete(*keys)
