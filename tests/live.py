@@ -39,7 +39,9 @@ class LiveFeed:
 
     async def _run(self) -> None:
         communicator = WebsocketCommunicator(
-            application, self.path, headers=[
+            application,
+            self.path,
+            headers=[
                 (b"host", b"127.0.0.1:8000"),
                 (b"cookie", f"sessionid={self.cookie}".encode()),
                 (b"origin", ORIGIN),
