@@ -2,8 +2,9 @@
 
 One sorted set per user in the channel layer's Redis (same connection settings, same prefix).
 A member is "<connected at, ms>:<channel name>", scored by when its socket last said it was alive;
-sockets refresh their score at every session re-check, so the entries of a daphne that was killed
-go stale and are dropped after STALE_AFTER_RECHECKS re-check periods, and the key itself expires.
+sockets refresh their score (and the key's expiry) at every session re-check, so the entries of a
+daphne that was killed go stale and are dropped after STALE_AFTER_RECHECKS re-check periods, and
+the key of a user with no live socket left expires.
 Registering is one Lua script, atomic across processes: past the cap, the oldest sockets are
 removed from the set and returned, and the caller tells each to close (layer.send reaches it on
 whichever daphne holds it).
@@ -71,10 +72,12 @@ class UserSockets:
         evicted = await _client().eval(_REGISTER, 1, self.key, self.member, time.time(), cap, stale_after_seconds())
         return [(m.decode() if isinstance(m, bytes) else m).split(":", 1)[1] for m in evicted]
 
-    async def refresh(self) -> bool:
-        """Say this socket is alive. False if it is no longer in the set (it was evicted)."""
-        added = await _client().zadd(self.key, {self.member: time.time()}, xx=True, ch=True)
-        return bool(added) or await _client().zscore(self.key, self.member) is not None
+    async def refresh(self) -> None:
+        """Say this socket is alive, and keep its user's set from expiring while it is."""
+        async with _client().pipeline(transaction=False) as pipe:
+            pipe.zadd(self.key, {self.member: time.time()})
+            pipe.expire(self.key, stale_after_seconds())
+            await pipe.execute()
 
     async def unregister(self) -> None:
         await _client().zrem(self.key, self.member)
