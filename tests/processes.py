@@ -186,33 +186,43 @@ class CapturedSMTP:
 class HttpSession:
     """A signed-in browser-like HTTP client for a server started by a test (session + CSRF cookies)."""
 
-    def __init__(self, port: int, session_key: str) -> None:
+    def __init__(self, port: int, session_key: str | None = None) -> None:
         self.port = port
-        self.cookies = {"sessionid": session_key}
+        self.cookies = {"sessionid": session_key} if session_key else {}
+        self.last_headers = None
 
     def _cookie_header(self) -> str:
         return "; ".join(f"{k}={v}" for k, v in self.cookies.items())
 
-    def request(self, method: str, path: str, *, json_client: bool = False) -> tuple[int, bytes]:
+    def request(
+        self, method: str, path: str, *, json_client: bool = False, form: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        """One request with the session's cookies; the response's headers are in `last_headers`."""
         import http.client
         from http.cookies import SimpleCookie
+        from urllib.parse import urlencode
 
         if method == "POST" and "csrftoken" not in self.cookies:
-            self.request("GET", "/exports/")
+            self.request("GET", "/exports/" if "sessionid" in self.cookies else "/accounts/login/")
         headers = {"Cookie": self._cookie_header(), "Host": f"127.0.0.1:{self.port}"}
         if json_client:
             headers["Accept"] = "application/json"
+        body = None
         if method == "POST":
             headers["X-CSRFToken"] = self.cookies["csrftoken"]
             headers["Origin"] = f"http://127.0.0.1:{self.port}"
+        if form is not None:
+            body = urlencode(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
-            conn.request(method, path, headers=headers)
+            conn.request(method, path, body=body, headers=headers)
             response = conn.getresponse()
-            body = response.read()
+            body_bytes = response.read()
+            self.last_headers = response.headers
             for header in response.headers.get_all("Set-Cookie") or []:
                 for name, morsel in SimpleCookie(header).items():
                     self.cookies[name] = morsel.value
-            return response.status, body
+            return response.status, body_bytes
         finally:
             conn.close()
