@@ -49,6 +49,11 @@ REPLY_WINDOW_SECONDS = 10.0
 # Each re-check waits the period times a factor in this range: sockets opened together (a server
 # restart) do not all query the database in the same second. The upper end makes the bound.
 RECHECK_JITTER = (0.75, 1.25)
+# An order to re-check comes from inside the request that changes the user (a password change):
+# wait for that request to finish (it re-keys its own session when the user changed their own
+# password) so that the page's one retry after 4401 finds the new cookie. Messages for the socket
+# wait behind it, and are dropped if the check fails.
+RECHECK_ORDER_DELAY_SECONDS = 1.0
 
 
 class _ReplyBudget:
@@ -205,6 +210,7 @@ class SessionFeedConsumer(AsyncWebsocketConsumer):
         if self.ended:
             return
         if event.get("recheck"):
+            await asyncio.sleep(RECHECK_ORDER_DELAY_SECONDS)
             await self._check_or_end()
         else:
             await self._end(CLOSE_UNAUTHENTICATED)
