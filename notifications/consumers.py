@@ -53,7 +53,7 @@ RECHECK_JITTER = (0.75, 1.25)
 # wait for that request to finish (it re-keys its own session when the user changed their own
 # password) so that the page's one retry after 4401 finds the new cookie. Messages for the socket
 # wait behind it, and are dropped if the check fails.
-RECHECK_ORDER_DELAY_SECONDS = 1.0
+RECHECK_ORDER_DELAY_SECONDS = 0.5
 
 
 class _ReplyBudget:
