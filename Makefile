@@ -29,11 +29,12 @@ redis: install
 # Development defaults for `make run` only; anything already in the environment (or .env) wins.
 run: export DEBUG ?= 1
 run: export EMAIL_URL ?= filemail:///$(CURDIR)/sent-emails
+run: export WEB_PORT ?= 8000
 run: install redis
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_demo
-	@echo "Starting daphne on http://127.0.0.1:$${WEB_PORT:-8000}/, an RQ worker and the scheduler (Ctrl-C stops them all)."
-	$(BIN)/honcho start
+	@echo "Starting daphne on http://127.0.0.1:$${WEB_PORT}/, an RQ worker and the scheduler; each is restarted if it exits (Ctrl-C stops them all)."
+	$(BIN)/supervisord -n -c supervisord.conf
 
 test: install-dev redis browser
 	$(BIN)/pytest

@@ -1,4 +1,4 @@
-"""The one place that sends to the channel layer: task changes, to the owner and to staff.
+"""The one place that sends to the channel layer: task changes, and orders to live sockets.
 
 Workers are synchronous. `async_to_sync(layer.group_send)` per call would build a new event loop
 and a new Redis connection each time (~3 ms). Instead each process keeps one event loop in a
@@ -18,12 +18,14 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 
-from .groups import STAFF_GROUP, user_group_name
+from .groups import STAFF_GROUP, session_group_name, user_group_name, user_sockets_group_name
 
 logger = logging.getLogger(__name__)
 
 # How long a waited-for message (a final state, a new task) may wait for Redis to accept it.
 WAIT_SEND_TIMEOUT = 3.0
+# An order to sockets is sent from a request (a logout, a save in the admin): wait less for it.
+CONTROL_SEND_TIMEOUT = 1.0
 
 
 class _LayerPublisher:
@@ -44,19 +46,28 @@ class _LayerPublisher:
     async def _send(self, groups: tuple[str, ...], message: dict[str, Any]) -> None:
         layer = get_channel_layer()
         for group in groups:
-            await layer.group_send(group, message)
+            try:
+                await layer.group_send(group, message)
+            except Exception:
+                # After a Redis restart the layer's pooled connection is dead and the first send
+                # fails on it. Drop this loop's connections (this thread only publishes, so it
+                # holds no subscription) and try once more on a fresh one before giving up.
+                await layer.flush()
+                await layer.group_send(group, message)
 
-    def send(self, groups: tuple[str, ...], message: dict[str, Any], *, wait: bool) -> bool:
+    def send(
+        self, groups: tuple[str, ...], message: dict[str, Any], *, wait: bool, timeout: float = WAIT_SEND_TIMEOUT
+    ) -> bool:
         """Hand the message to the loop; with `wait`, block until Redis took it. Never raises."""
         future = asyncio.run_coroutine_threadsafe(self._send(groups, message), self._event_loop())
         future.add_done_callback(self._log_outcome)
         if not wait:
             return True
         try:
-            future.result(timeout=WAIT_SEND_TIMEOUT)
+            future.result(timeout=timeout)
         except FutureTimeout:
             future.cancel()
-            logger.warning("Channel layer did not accept a task update within %ss", WAIT_SEND_TIMEOUT)
+            logger.warning("Channel layer did not accept a message within %ss", timeout)
             return False
         except Exception:
             return False  # already logged by _log_outcome
@@ -95,3 +106,15 @@ def publisher_warm_up() -> None:
     A worker calls this before it forks its work horses, so that no job pays for these imports.
     """
     get_channel_layer()
+
+
+def publish_session_ended(*, session_key: str) -> bool:
+    """Close every socket opened on this session (a logout), whatever the session row says now."""
+    message = {"type": "socket.revoke", "recheck": False}
+    return _publisher.send((session_group_name(session_key),), message, wait=True, timeout=CONTROL_SEND_TIMEOUT)
+
+
+def publish_user_sockets_recheck(*, user_id: int) -> bool:
+    """Make every socket of the user re-check its session now; those no longer valid close."""
+    message = {"type": "socket.revoke", "recheck": True}
+    return _publisher.send((user_sockets_group_name(user_id),), message, wait=True, timeout=CONTROL_SEND_TIMEOUT)

@@ -1,16 +1,19 @@
 """GET /healthz: can this process reach what it needs? For load balancers and compose healthchecks.
 
-Answers 200 when the database, Redis (the job queue) and the channel layer all respond, else 503,
-with the figures an operator looks at first: queued jobs and live workers.
+Answers 200 when the database, Redis (the job queue) and the channel layer all respond and the
+safety net has completed a pass recently (the scheduler is alive), else 503, with the figures an
+operator looks at first: queued jobs, live workers and the age of the safety net's last pass.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
@@ -18,6 +21,7 @@ from django.views.decorators.http import require_GET
 from rq import Worker
 
 from tasks.queue import default_queue
+from tasks.scheduler import safety_net_last_pass
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +39,14 @@ def _check_queue() -> dict:
     # cannot hang the answer: _run gives up after CHECK_TIMEOUT.
     queue = default_queue()
     return {"ok": True, "queued_jobs": queue.count, "workers": Worker.count(queue.connection)}
+
+
+def _check_safety_net() -> dict:
+    # Written by `manage.py task_scheduler` after each completed pass (tasks/scheduler.py).
+    last_pass = safety_net_last_pass()
+    age = None if last_pass is None else round(max(0.0, time.time() - last_pass), 1)
+    max_age = settings.TASK_SAFETY_NET_MAX_AGE_SECONDS
+    return {"ok": age is not None and age <= max_age, "last_pass_age_seconds": age, "max_age_seconds": max_age}
 
 
 async def _check_channel_layer() -> dict:
@@ -58,6 +70,7 @@ async def healthz(request):
             _run("database", sync_to_async(_check_database)),
             _run("queue", sync_to_async(_check_queue, thread_sensitive=False)),
             _run("channel_layer", _check_channel_layer),
+            _run("safety_net", sync_to_async(_check_safety_net, thread_sensitive=False)),
         )
     )
     healthy = all(result["ok"] for result in results.values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import django
@@ -37,6 +38,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_rq",
+    "axes",  # failed-login lockout (see AXES_* below)
     # The push layer, then the generic core of long tasks, then the apps that declare kinds of task.
     "notifications",
     "tasks",
@@ -46,8 +48,14 @@ INSTALLED_APPS = [
     "imports",
 ]
 
+# Content-Security-Policy: Django has it built in from 6.0 (SECURE_CSP); on 5.2 LTS, django-csp 4
+# sets the same policy. One policy either way (CSP_DIRECTIVES, under Security below).
+DJANGO_HAS_CSP = django.VERSION >= (6, 0)
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware" if DJANGO_HAS_CSP else "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -55,6 +63,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -109,6 +119,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out username+IP before the password is even checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "exports:list"
 LOGOUT_REDIRECT_URL = "login"
@@ -251,6 +263,37 @@ TASK_RESULT_RETENTION_DAYS = env.int("TASK_RESULT_RETENTION_DAYS", default=7)
 # process cleans up after a killed job (worker, scheduler, web) can reach it; never served.
 TASK_WORK_DIR = Path(env.str("TASK_WORK_DIR", default=str(MEDIA_ROOT / "tasks-in-progress")))
 
+# Finished task rows older than this are deleted, with their files and RQ job records (hourly).
+# Keep it above TASK_RESULT_RETENTION_DAYS: the row is what says a file expired.
+TASK_ROW_RETENTION_DAYS = env.int("TASK_ROW_RETENTION_DAYS", default=30)
+# RQ keeps a failed job's record this long for operators (/django-rq/); RQ's own default is a year.
+# A cancelled (stopped) job's record is deleted at once (tasks/worker.py).
+TASK_FAILED_JOB_TTL_SECONDS = env.int("TASK_FAILED_JOB_TTL_SECONDS", default=7 * 24 * 3600)
+
+# --- Abuse limits (docs/operations.md, "Limits") ---------------------------------------------
+# Task launches (any kind) per user in each window; past it: HTTP 429 with Retry-After.
+TASK_LAUNCH_LIMIT = env.int("TASK_LAUNCH_LIMIT", default=20)
+TASK_LAUNCH_WINDOW_SECONDS = env.int("TASK_LAUNCH_WINDOW_SECONDS", default=60)
+# Stored result files (exports) per user, in bytes; a launch that would pass it is refused (409).
+TASK_RESULT_QUOTA_BYTES = env.int("TASK_RESULT_QUOTA_BYTES", default=512 * 1024 * 1024)
+# Posts written on the posts page per user in each window (imports are not counted).
+POST_CREATE_LIMIT = env.int("POST_CREATE_LIMIT", default=120)
+POST_CREATE_WINDOW_SECONDS = env.int("POST_CREATE_WINDOW_SECONDS", default=60)
+# Open live sockets per user, over every daphne; past it the oldest is closed with code 4429.
+LIVE_SOCKETS_PER_USER = env.int("LIVE_SOCKETS_PER_USER", default=20)
+# Each socket re-checks its session (exists, unexpired, password unchanged, user active, staff for
+# the staff feed) about this often, with jitter: the bound for changes made directly in the database.
+LIVE_SESSION_RECHECK_SECONDS = env.float("LIVE_SESSION_RECHECK_SECONDS", default=30.0)
+# Failed logins (django-axes): this many in a row for one username from one IP address lock that
+# pair out for LOGIN_LOCKOUT_MINUTES; a successful login resets the count.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# The client address is REMOTE_ADDR; behind a proxy, run daphne with --proxy-headers (docs/deploy.md).
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+
 # --- Safety net for lost jobs (tasks/reconcile.py, run by `manage.py task_scheduler`) ------------
 # Workers heartbeat their running job this often (RQ's default is 30 s)...
 WORKER_JOB_HEARTBEAT_SECONDS = env.int("WORKER_JOB_HEARTBEAT_SECONDS", default=5)
@@ -260,6 +303,8 @@ TASK_LOST_AFTER_SECONDS = env.int("TASK_LOST_AFTER_SECONDS", default=20)
 TASK_QUEUED_GRACE_SECONDS = env.int("TASK_QUEUED_GRACE_SECONDS", default=15)
 # How often the scheduler runs the safety net.
 TASK_RECONCILE_INTERVAL_SECONDS = env.int("TASK_RECONCILE_INTERVAL_SECONDS", default=10)
+# /healthz turns unhealthy (503) when the safety net's last completed pass is older than this.
+TASK_SAFETY_NET_MAX_AGE_SECONDS = env.int("TASK_SAFETY_NET_MAX_AGE_SECONDS", default=60)
 
 # --- Exports (exports/) ---------------------------------------------------------------------
 # Above this size the email carries a download link instead of the file.
@@ -292,11 +337,46 @@ SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
 X_FRAME_OPTIONS = "DENY"
 
+# One strict policy for every page and the admin: scripts, styles and images from this site only,
+# no inline script or style, no plugins, no framing, forms post only here, and WebSockets (the
+# live feed) to this site ('self' covers ws:// and wss:// of the same host in current browsers).
+# Loosened only for django-rq's dashboard, whose templates carry inline scripts (project/urls.py).
+CSP_DIRECTIVES = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'", "data:"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'none'"],
+    "frame-ancestors": ["'none'"],
+    "form-action": ["'self'"],
+}
+if DJANGO_HAS_CSP:
+    SECURE_CSP = CSP_DIRECTIVES
+else:
+    CONTENT_SECURITY_POLICY = {"DIRECTIVES": CSP_DIRECTIVES}
+# No page of this site uses any of these browser features; deny them to it and to any frame.
+PERMISSIONS_POLICY: dict[str, list[str]] = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "camera",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "payment",
+        "usb",
+    )
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.request": {"level": "WARNING"}},
+    # django-axes logs every login at INFO; its lockouts are WARNINGs.
+    "loggers": {"django.request": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

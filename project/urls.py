@@ -3,7 +3,9 @@
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
+from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
 
+from project.csp import allow_inline_scripts_and_styles
 from project.health import healthz
 from tasks.urls import api_urlpatterns
 
@@ -15,8 +17,14 @@ urlpatterns = [
     path("imports/", include("imports.urls")),
     path("tasks/", include("tasks.urls")),
     path("api/tasks/", include(api_urlpatterns)),
-    # django-rq's dashboard (queues, workers, failed jobs); its views require staff.
-    path("django-rq/", include("django_rq.urls")),
+    # django-rq's dashboard (queues, workers, failed jobs); its views require staff. Its pages
+    # need inline scripts: the only place the Content-Security-Policy is loosened.
+    path(
+        "django-rq/",
+        include(
+            (get_api_urlpatterns() + get_admin_urlpatterns(view_wrapper=allow_inline_scripts_and_styles), "django_rq")
+        ),
+    ),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
 ]

@@ -74,7 +74,7 @@ class TaskAdmin(admin.ModelAdmin[Task]):
                 if not task.kind_spec.retryable:
                     skipped.append(f"{task.user.get_username()} ({task.label}: its input is gone)")
                     continue
-                task_start(user=task.user, kind=task.kind, params=task.params)
+                task_start(user=task.user, kind=task.kind, params=task.params, limited=False)
                 started += 1
             except UnknownTaskKind:
                 skipped.append(f"{task.user.get_username()} (unknown kind {task.kind!r})")

@@ -41,6 +41,14 @@ class TaskQuerySet(models.QuerySet["Task"]):
         """What the safety net looks at: unfinished tasks, and ended ones whose cleanup is owed."""
         return self.filter(Q(status__in=Task.UNFINISHED) | Q(needs_cleanup=True))
 
+    def stored_results(self) -> TaskQuerySet:
+        """Tasks whose result file is still stored: what counts against a user's quota."""
+        return self.filter(status=Task.Status.SUCCEEDED, expired_at__isnull=True).exclude(file="")
+
+    def prunable(self, *, before: datetime) -> TaskQuerySet:
+        """Finished long enough ago to delete, and owing no cleanup."""
+        return self.finished().filter(finished_at__lt=before, needs_cleanup=False)
+
     def recent_or_unfinished(self, *, within: timedelta = timedelta(hours=1)) -> TaskQuerySet:
         """What a page opened now should show: work in progress and what just ended."""
         return self.filter(Q(status__in=Task.UNFINISHED) | Q(finished_at__gte=timezone.now() - within))
@@ -70,6 +78,9 @@ class Task(models.Model):
     detail = models.CharField(max_length=200, blank=True)
     error = models.CharField(max_length=500, blank=True)
     file = models.FileField(upload_to="tasks/", blank=True)
+    # The stored result file's size, kept on the row so that a user's quota is one query
+    # (tasks/limits.py); zero once the file is gone.
+    result_bytes = models.PositiveBigIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -11,6 +11,7 @@ import functools
 import logging
 
 import django_rq
+from django.conf import settings
 from redis.exceptions import RedisError
 from rq import Callback, Queue
 from rq.command import send_stop_job_command
@@ -41,6 +42,8 @@ def task_job_enqueue(task_id: str, *, kind: TaskKind) -> Job:
             args=(task_id,),
             job_id=task_id,
             timeout=kind.job_timeout(),
+            # RQ keeps a failed job's record a year by default; a week is enough for operators.
+            failure_ttl=settings.TASK_FAILED_JOB_TTL_SECONDS,
             # Runs in the worker after RQ's stop-job command killed the work horse (a cancel).
             on_stopped=Callback(TASK_JOB_STOPPED),
             pipeline=pipe,
@@ -73,8 +76,16 @@ def task_job_stop(task_id: str) -> bool:
             send_stop_job_command(default_queue().connection, task_id)
             return True
         if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
-            job.cancel()
+            job.delete()  # off the queue, and no record left behind in a registry
         return False
     except (RedisError, InvalidJobOperation) as exc:
         logger.warning("Could not stop job %s: %r", task_id, exc)
         return True
+
+
+def task_jobs_delete(task_ids: list[str]) -> None:
+    """Delete the RQ records (job hash, results, registry entries) of ended tasks. Raises RedisError."""
+    connection = default_queue().connection
+    for job in Job.fetch_many(task_ids, connection=connection):
+        if job is not None and job.get_status() != JobStatus.STARTED:
+            job.delete()

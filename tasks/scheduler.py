@@ -1,6 +1,7 @@
 """The scheduler: the safety net and the periodic upkeep, run in this process on a timer.
 
-`python manage.py task_scheduler` runs it. It does the work itself instead of enqueueing jobs,
+`python manage.py task_scheduler` runs it: the safety net every TASK_RECONCILE_INTERVAL_SECONDS,
+result expiry and the pruning of old task rows hourly. It does the work itself instead of enqueueing jobs,
 so the safety net never waits in the job queue behind the work it guards, and it keeps going
 through any outage: a pass that fails (Redis or the database away) is logged, then tried again a
 few seconds later, for as long as it takes. Each completed safety-net pass is recorded in Redis,
@@ -21,7 +22,7 @@ from django.db import close_old_connections
 
 from .queue import default_queue
 from .reconcile import tasks_reconcile
-from .services import tasks_expire
+from .services import tasks_expire, tasks_prune
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ def schedule() -> list[Periodic]:
             on_success=record_safety_net_pass,
         ),
         Periodic("result expiry", lambda: 3600, tasks_expire),
+        Periodic("old task pruning", lambda: 3600, tasks_prune),
     ]
 
 
@@ -65,8 +67,8 @@ def run_due(entries: list[Periodic], now: float) -> None:
     for entry in entries:
         if now < entry.next_at:
             continue
-        close_old_connections()  # a connection broken by a database restart is replaced
         try:
+            close_old_connections()  # a connection broken by a database restart is replaced
             outcome = entry.run()
             if entry.on_success:
                 entry.on_success()

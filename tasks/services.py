@@ -19,10 +19,11 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from .cleanup import task_cleanup
-from .files import input_path, result_delete, work_files_discard
+from .files import input_path, result_delete, results_discard, work_files_discard
 from .kinds import get_kind
+from .limits import task_launch_count, task_quota_check
 from .models import Task
-from .queue import task_job_enqueue, task_job_stop
+from .queue import task_job_enqueue, task_job_stop, task_jobs_delete
 from .reconcile import task_reconcile
 from .state import task_announce, task_mark_cancelled, task_mark_expired
 
@@ -53,9 +54,18 @@ class QueueUnavailable(Exception):
 
 
 def task_start(
-    *, user: AbstractBaseUser, kind: str, params: dict[str, Any] | None = None, input_file: Path | None = None
+    *,
+    user: AbstractBaseUser,
+    kind: str,
+    params: dict[str, Any] | None = None,
+    input_file: Path | None = None,
+    limited: bool = True,
 ) -> Task:
     """Record a queued task of `kind` and enqueue its job once the row is committed.
+
+    A user's launches are limited first (tasks/limits.py): TaskLaunchLimited past the rate,
+    TaskQuotaExceeded when their stored results would pass the quota. `limited=False` is for
+    staff acting for a user (the admin's Retry), never for a user's own request.
 
     `input_file`, if given, becomes the task's input (tasks.files.input_path), moved into place:
     it is the task's from then on and is deleted when the task ends. Raises TaskAlreadyRunning if
@@ -64,6 +74,12 @@ def task_start(
     enqueued, in which case the row and the input are removed again.
     """
     spec = get_kind(kind)  # an unknown kind is a programming error: UnknownTaskKind
+    if limited:
+        try:
+            task_launch_count(user)
+        except RedisError as exc:
+            raise QueueUnavailable(QUEUE_UNAVAILABLE) from exc  # the enqueue could not work either
+        task_quota_check(user, spec.name)
     try:
         return _task_create(user, spec.name, params or {}, input_file)
     except TaskAlreadyRunning as exc:
@@ -130,3 +146,27 @@ def tasks_expire() -> int:
             result_delete(name)
             expired += 1
     return expired
+
+
+PRUNE_BATCH = 500
+
+
+def tasks_prune() -> int:
+    """Delete finished tasks older than TASK_ROW_RETENTION_DAYS, their files and their RQ records.
+
+    In batches, so that a large backlog neither holds a long transaction nor one huge Redis call.
+    The RQ records go first: a task whose records could not be deleted (Redis away) is kept for
+    the next pass. Returns how many rows were deleted.
+    """
+    before = timezone.now() - timedelta(days=settings.TASK_ROW_RETENTION_DAYS)
+    pruned = 0
+    while batch := list(
+        Task.objects.prunable(before=before).order_by("finished_at").values_list("id", "file")[:PRUNE_BATCH]
+    ):
+        ids = [str(task_id) for task_id, _ in batch]
+        task_jobs_delete(ids)
+        for task_id, name in batch:
+            result_delete(name)
+            results_discard(task_id)
+        pruned += Task.objects.filter(pk__in=ids).delete()[0]
+    return pruned

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -86,10 +87,18 @@ def task_mark_succeeded(
     """The final success, and `commit` (the job's one small revealing write) in the same transaction."""
     with transaction.atomic():
         changes = {"status": Status.SUCCEEDED, "progress": 100, "detail": detail, "finished_at": timezone.now()}
-        updated = _update(task_id, "succeed", file=file_name, **changes)
+        result_bytes = _stored_size(file_name)
+        updated = _update(task_id, "succeed", file=file_name, result_bytes=result_bytes, **changes)
         if updated and commit is not None:
             commit()
     return _publish(task_id, wait=True) if updated else None
+
+
+def _stored_size(name: str) -> int:
+    try:
+        return default_storage.size(name) if name else 0
+    except OSError:
+        return 0  # counted as nothing rather than failing a finished task
 
 
 def task_mark_failed(task_id: TaskId, *, error: str) -> Task | None:
@@ -122,6 +131,7 @@ def task_mark_expired(task_id: TaskId) -> Task | None:
         "expire",
         wait=True,
         file="",
+        result_bytes=0,
         expired_at=timezone.now(),
         detail="The file has expired and was deleted. Start a new task to get a fresh copy.",
     )

@@ -16,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from .http import login_required_json_or_redirect, wants_json
+from .limits import TaskLaunchLimited, TaskQuotaExceeded
 from .models import Task
 from .selectors import task_get_for_user, task_has_file, task_list_for_user, task_snapshot_for, task_to_dict
 from .services import QueueUnavailable, TaskAlreadyFinished, TaskAlreadyRunning, task_cancel
@@ -25,7 +26,8 @@ def task_launch_response(
     request: HttpRequest, start: Callable[[], Task], *, refused_page: Callable[[], HttpResponse]
 ) -> HttpResponse:
     """Run a kind's start service and answer: 202 + Task JSON or a redirect to the task's page;
-    409 (the unfinished task) or a redirect to it; 503, or `refused_page` with the message."""
+    409 (the unfinished task) or a redirect to it; otherwise `{"error": ...}` or `refused_page`
+    with the message: 429 + Retry-After (launch rate), 409 (storage quota), 503 (no queue)."""
     json_client = wants_json(request)
     try:
         task = start()
@@ -34,17 +36,29 @@ def task_launch_response(
             return JsonResponse(task_to_dict(exc.task), status=409)
         messages.info(request, f"{exc} Here it is.")
         return redirect(task_to_dict(exc.task)["url"])
-    except QueueUnavailable as exc:
-        if json_client:
-            return JsonResponse({"error": str(exc)}, status=503)
-        messages.error(request, str(exc))
-        response = refused_page()
-        response.status_code = 503
+    except TaskLaunchLimited as exc:
+        response = _refused(request, exc, 429, json_client, refused_page)
+        response["Retry-After"] = str(exc.retry_after)
         return response
+    except TaskQuotaExceeded as exc:
+        return _refused(request, exc, 409, json_client, refused_page)
+    except QueueUnavailable as exc:
+        return _refused(request, exc, 503, json_client, refused_page)
     if json_client:
         return JsonResponse(task_to_dict(task), status=202)
     messages.success(request, f"{task.label} started. You can follow it here.")
     return redirect(task_to_dict(task)["url"])
+
+
+def _refused(
+    request: HttpRequest, exc: Exception, status: int, json_client: bool, page: Callable[[], HttpResponse]
+) -> HttpResponse:
+    if json_client:
+        return JsonResponse({"error": str(exc)}, status=status)
+    messages.error(request, str(exc))
+    response = page()
+    response.status_code = status
+    return response
 
 
 @require_GET

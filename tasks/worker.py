@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import connections
 from django.urls import reverse
 from rq import Worker
+from rq.job import JobStatus
 
 from notifications.publish import publisher_warm_up
 
@@ -51,6 +52,8 @@ class TaskWorker(Worker):
     - When a work horse dies (OOM killer, SIGKILL) its task is ended at once, here in the parent,
       and cleaned up: the horse was the only writer.
     - It warms up before taking jobs (warm_up), so a short job does not pay for cold caches.
+    - A job stopped by a cancel leaves no record: RQ would keep it in its failed registry (for its
+      failure_ttl); a cancel is not a failure an operator needs to see.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -63,3 +66,11 @@ class TaskWorker(Worker):
         if task_fail_worker_lost(job.id):
             logger.warning("Task %s failed: its work horse died (waitpid status %s)", job.id, ret_val)
         task_cleanup(job.id)
+
+    def handle_job_failure(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> None:
+        super().handle_job_failure(job, queue, *args, **kwargs)
+        try:
+            if job.get_status(refresh=True) == JobStatus.STOPPED:
+                job.delete()
+        except Exception:
+            logger.exception("Could not delete the record of stopped job %s", job.id)

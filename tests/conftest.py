@@ -5,7 +5,7 @@ from django.test import Client
 
 from tasks.queue import default_queue
 
-from .factories import PASSWORD, UserFactory
+from .factories import UserFactory, login
 from .processes import CapturedSMTP
 
 
@@ -38,7 +38,7 @@ def other_user(db):
 def client_for():
     def make(user, **kwargs) -> Client:
         client = Client(**kwargs)
-        assert client.login(username=user.username, password=PASSWORD)
+        assert login(client, user.username)
         return client
 
     return make
@@ -53,3 +53,13 @@ def user_client(user, client_for) -> Client:
 def smtp_server():
     with CapturedSMTP() as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def fresh_limits():
+    """Rate-limit counters and socket counts are keyed by user id, which a new test may reuse."""
+    connection = default_queue().connection
+    for pattern in ("ratelimit:*", "*:sockets:user:*"):
+        keys = list(connection.scan_iter(pattern, count=1000))
+        if keys:
+            connection.delete(*keys)

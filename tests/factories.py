@@ -1,5 +1,6 @@
 import factory
 from django.contrib.auth import get_user_model
+from django.http import HttpRequest
 
 from posts.models import Post
 from tasks.models import Task
@@ -36,3 +37,11 @@ class TaskFactory(factory.django.DjangoModelFactory):
 
     user = factory.SubFactory(UserFactory)
     kind = "export_posts"
+
+
+def login(client, username: str, password: str = PASSWORD) -> bool:
+    """client.login() through django-axes, which needs the request it checks (the login form's
+    is the real one; this is the quick way in). Successful logins are never locked out."""
+    request = HttpRequest()
+    request.META["REMOTE_ADDR"] = "127.0.0.1"
+    return client.login(request=request, username=username, password=password)

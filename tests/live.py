@@ -16,14 +16,14 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from project.asgi import application
-from tests.factories import PASSWORD
+from tests.factories import login
 
 ORIGIN = b"http://127.0.0.1:8000"
 
 
 def session_cookie_for(user) -> str:
     client = Client()
-    assert client.login(username=user.username, password=PASSWORD)
+    assert login(client, user.username)
     return client.cookies["sessionid"].value
 
 
@@ -39,7 +39,13 @@ class LiveFeed:
 
     async def _run(self) -> None:
         communicator = WebsocketCommunicator(
-            application, self.path, headers=[(b"cookie", f"sessionid={self.cookie}".encode()), (b"origin", ORIGIN)]
+            application,
+            self.path,
+            headers=[
+                (b"host", b"127.0.0.1:8000"),
+                (b"cookie", f"sessionid={self.cookie}".encode()),
+                (b"origin", ORIGIN),
+            ],
         )
         try:
             connected, _ = await communicator.connect()

@@ -186,9 +186,10 @@ class CapturedSMTP:
 class HttpSession:
     """A signed-in browser-like HTTP client for a server started by a test (session + CSRF cookies)."""
 
-    def __init__(self, port: int, session_key: str) -> None:
+    def __init__(self, port: int, session_key: str | None = None) -> None:
         self.port = port
-        self.cookies = {"sessionid": session_key}
+        self.cookies = {"sessionid": session_key} if session_key else {}
+        self.last_headers = None
 
     def _cookie_header(self) -> str:
         return "; ".join(f"{k}={v}" for k, v in self.cookies.items())
@@ -199,23 +200,29 @@ class HttpSession:
         path: str,
         *,
         json_client: bool = False,
+        form: dict[str, str] | None = None,
         body: bytes | None = None,
         content_type: str | None = None,
         chunked: bool = False,
     ) -> tuple[int, bytes]:
-        """One request; a POST carries the CSRF token in its header. `chunked` sends the body
-        without a Content-Length, in pieces, as a streaming client does."""
+        """One request with the session's cookies (the response's headers are then in `last_headers`);
+        a POST carries the CSRF token in its header. `chunked` sends the body without a
+        Content-Length, in pieces, as a streaming client does."""
         import http.client
         from http.cookies import SimpleCookie
+        from urllib.parse import urlencode
 
         if method == "POST" and "csrftoken" not in self.cookies:
-            self.request("GET", "/exports/")
+            self.request("GET", "/exports/" if "sessionid" in self.cookies else "/accounts/login/")
         headers = {"Cookie": self._cookie_header(), "Host": f"127.0.0.1:{self.port}"}
         if json_client:
             headers["Accept"] = "application/json"
         if method == "POST":
             headers["X-CSRFToken"] = self.cookies["csrftoken"]
             headers["Origin"] = f"http://127.0.0.1:{self.port}"
+        if form is not None:
+            body = urlencode(form).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
         if content_type:
             headers["Content-Type"] = content_type
         payload = body
@@ -227,6 +234,7 @@ class HttpSession:
             conn.request(method, path, body=payload, headers=headers, encode_chunked=chunked)
             response = conn.getresponse()
             data = response.read()
+            self.last_headers = response.headers
             for header in response.headers.get_all("Set-Cookie") or []:
                 for name, morsel in SimpleCookie(header).items():
                     self.cookies[name] = morsel.value

@@ -10,6 +10,7 @@ import urllib.request
 import pytest
 from django.test import Client
 
+from tasks.scheduler import record_safety_net_pass
 from tests.processes import RedisServer, child_env, daphne, worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -17,6 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_healthz_reports_every_dependency_and_the_queue(queue):
     queue.enqueue("exports.jobs.exports_expire_job")
+    record_safety_net_pass()  # as the scheduler does after each pass
     response = Client().get("/healthz")
     assert response.status_code == 200
     body = response.json()
@@ -24,6 +26,8 @@ def test_healthz_reports_every_dependency_and_the_queue(queue):
     assert body["database"] == {"ok": True}
     assert body["channel_layer"] == {"ok": True}
     assert body["queue"] == {"ok": True, "queued_jobs": 1, "workers": 0}
+    assert body["safety_net"]["ok"] is True and 0 <= body["safety_net"]["last_pass_age_seconds"] < 5
+    assert body["safety_net"]["max_age_seconds"] == 60
     assert response["Cache-Control"].startswith("max-age=0")
 
 
@@ -53,6 +57,19 @@ def test_healthz_counts_live_workers_and_turns_503_when_redis_goes_away():
             assert body["queue"]["ok"] is False and body["channel_layer"]["ok"] is False
 
 
-def test_healthz_needs_no_login_and_reveals_nothing_private(user):
+def test_healthz_turns_503_without_a_recent_safety_net_pass(queue, settings):
+    body = Client().get("/healthz").json()
+    assert body["status"] == "unavailable", "no scheduler has ever run a pass"
+    assert body["safety_net"] == {"ok": False, "last_pass_age_seconds": None, "max_age_seconds": 60}
+
+    record_safety_net_pass()
+    settings.TASK_SAFETY_NET_MAX_AGE_SECONDS = 0
+    time.sleep(0.2)
+    response = Client().get("/healthz")
+    assert response.status_code == 503 and response.json()["safety_net"]["ok"] is False
+
+
+def test_healthz_needs_no_login_and_reveals_nothing_private(user, queue):
+    record_safety_net_pass()
     assert Client().get("/healthz").status_code == 200
-    assert set(Client().get("/healthz").json()) == {"status", "database", "queue", "channel_layer"}
+    assert set(Client().get("/healthz").json()) == {"status", "database", "queue", "channel_layer", "safety_net"}

@@ -15,6 +15,7 @@ from posts.services import posts_seed
 from tasks import files
 from tasks.errors import worker_lost_error
 from tasks.models import Task
+from tasks.queue import default_queue, task_job_fetch
 from tasks.state import task_mark_cancelled
 from tests.factories import PostFactory, UserFactory
 from tests.live import LiveFeed, session_cookie_for
@@ -199,3 +200,6 @@ def test_cancelling_a_running_export_stops_its_work_horse(smtp_server):
     assert task.status == Task.Status.CANCELLED and task.progress < 100 and not task.file
     assert smtp_server.messages == []
     assert not files.work_path(task_id).exists(), "the partial file is deleted"
+    # A cancel is not a failure: no record is left in RQ's failed registry (it kept them a year).
+    assert task_job_fetch(task_id) is None
+    assert task_id not in default_queue().failed_job_registry.get_job_ids()

@@ -38,6 +38,7 @@ def test_json_launch_returns_202_and_enqueues_after_commit(
     assert queue.job_ids == [body["id"]], "the job id is the task id"
     job = queue.fetch_job(body["id"])
     assert job.func_name == "tasks.jobs.task_run_job" and job.args == (body["id"],)
+    assert job.failure_ttl == 7 * 24 * 3600, "RQ's default would keep a failed record a year"
     assert Task.objects.get(pk=body["id"]).user == user
 
 

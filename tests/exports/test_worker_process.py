@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 
 from tasks.models import Task
-from tests.factories import PASSWORD, PostFactory, UserFactory
+from tests.factories import PostFactory, UserFactory, login
 from tests.processes import child_env, run_burst_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -19,7 +19,7 @@ def test_rqworker_process_runs_an_export_end_to_end(queue, smtp_server):
     user = UserFactory()
     PostFactory.create_batch(2500, author=user, body="Grüße 🌍")
     client = Client()
-    assert client.login(username=user.username, password=PASSWORD)
+    assert login(client, user.username)
 
     response = client.post("/exports/", HTTP_ACCEPT="application/json")
     assert response.status_code == 202

@@ -12,7 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tasks.files import work_dir
 from tasks.models import Task
-from tests.factories import PASSWORD, TaskFactory, UserFactory
+from tests.factories import TaskFactory, UserFactory, login
 
 URL = "/imports/"
 JSON = {"HTTP_ACCEPT": "application/json"}
@@ -30,7 +30,7 @@ def browser(db):
     """A signed-in client that enforces CSRF like a browser's session, with its token at hand."""
     user = UserFactory()
     client = Client(enforce_csrf_checks=True)
-    assert client.login(username=user.username, password=PASSWORD)
+    assert login(client, user.username)
     client.get("/posts/")
     client.user, client.token = user, client.cookies["csrftoken"].value
     return client

@@ -22,7 +22,7 @@ from tasks.models import Task
 from tasks.progress import ProgressReporter, TaskNoLongerRunning
 from tasks.state import task_mark_running, task_mark_succeeded
 from tests.contract import TASK_KEYS
-from tests.factories import PASSWORD, TaskFactory, UserFactory
+from tests.factories import TaskFactory, UserFactory, login
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,7 +36,7 @@ QUIET = 0.5
 
 def logged_in_client(user) -> Client:
     client = Client()
-    assert client.login(username=user.username, password=PASSWORD)
+    assert login(client, user.username)
     return client
 
 
@@ -120,10 +120,21 @@ async def test_a_stale_session_cookie_counts_as_anonymous():
 
 @pytest.mark.parametrize(
     "origin",
-    [b"http://evil.example", b"http://127.0.0.1.evil.example:8000", b"null", None],
-    ids=["foreign", "lookalike", "null", "missing"],
+    [
+        b"http://evil.example",
+        b"http://127.0.0.1.evil.example:8000",
+        b"null",
+        None,
+        b"http://127.0.0.1:9999",
+        b"http://127.0.0.1",
+        b"https://127.0.0.1:8000",
+        b"http://localhost:8000",
+    ],
+    ids=["foreign", "lookalike", "null", "missing", "other-port", "default-port", "other-scheme", "other-host"],
 )
 async def test_handshake_from_a_foreign_origin_is_refused(user, origin):
+    """Only the origin the handshake came in on (here http://127.0.0.1:8000): another application
+    on the same host, on another port or scheme, must not read a signed-in user's feed."""
     cookie = await run_db(session_cookie)(user)
     communicator = communicator_for(cookie, origin=origin)
 
@@ -133,11 +144,23 @@ async def test_handshake_from_a_foreign_origin_is_refused(user, origin):
     await communicator.wait()
 
 
-@pytest.mark.parametrize("origin", [b"http://127.0.0.1:8000", b"http://localhost:8000", b"https://localhost"])
-async def test_handshake_from_an_allowed_host_is_accepted(user, origin):
+async def test_handshake_from_the_sites_own_origin_is_accepted(user):
     cookie = await run_db(session_cookie)(user)
-    async with socket(cookie, origin=origin) as ws:
+    async with socket(cookie, origin=b"http://127.0.0.1:8000") as ws:
         assert await receive_snapshot(ws) == []
+
+
+async def test_an_origin_listed_in_csrf_trusted_origins_is_accepted(user, settings):
+    """Behind a reverse proxy the browser's origin (https://...) is not the one daphne sees."""
+    settings.CSRF_TRUSTED_ORIGINS = ["https://exports.example.com", "https://*.example.org"]
+    cookie = await run_db(session_cookie)(user)
+    for origin in (b"https://exports.example.com", b"https://live.example.org"):
+        async with socket(cookie, origin=origin) as ws:
+            assert await receive_snapshot(ws) == []
+    for origin in (b"http://exports.example.com", b"https://exports.example.com:8443", b"https://example.net"):
+        communicator = communicator_for(cookie, origin=origin)
+        assert not (await communicator.connect(timeout=TIMEOUT))[0], origin
+        await communicator.wait()
 
 
 # --- Snapshot -------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from posts.models import Post
-from tests.factories import PASSWORD, UserFactory
+from tests.factories import UserFactory, login
 
 PASSWORD_LINE = re.compile(r"^Created user 'alice' with password: (\S+)$", re.MULTILINE)
 
@@ -31,7 +31,7 @@ def test_creates_the_user_with_a_working_password_and_exactly_count_posts(db):
     assert match, out
     password = match.group(1)
     assert len(password) >= 12
-    assert Client().login(username="alice", password=password)
+    assert login(Client(), "alice", password)
     assert Post.objects.filter(author=alice).count() == 1234
     assert Post.objects.count() == 1234
     assert "Created 1,234 posts for alice." in out
@@ -54,7 +54,7 @@ def test_two_new_users_get_different_passwords(db):
 def test_a_given_password_is_used_for_a_new_user(db):
     out, _ = seed("alice", "1", password="s3cret-chosen-pass")
     assert "s3cret-chosen-pass" in out
-    assert Client().login(username="alice", password="s3cret-chosen-pass")
+    assert login(Client(), "alice", "s3cret-chosen-pass")
 
 
 def test_a_second_run_adds_posts_to_the_existing_user_without_a_password(db):
@@ -76,7 +76,7 @@ def test_an_existing_user_keeps_their_password_and_posts(db):
     user = UserFactory(username="alice")
     out, _ = seed("alice", "10", password="ignored-for-existing")
     assert "password" not in out.lower()
-    assert Client().login(username="alice", password=PASSWORD)
+    assert login(Client(), "alice")
     assert Post.objects.filter(author=user).count() == 10
 
 

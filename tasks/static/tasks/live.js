@@ -14,7 +14,8 @@
   const POLL_MS = 4000;
   const MAX_BACKOFF_MS = 30000;
   const FAILURES_BEFORE_POLLING = 2;
-  const CLOSE_UNAUTHENTICATED = 4401;
+  const CLOSE_UNAUTHENTICATED = 4401; // the session ended or changed: retry once, then stop
+  const CLOSE_TOO_MANY_SOCKETS = 4429; // newer pages of this user took this one's place: stop
 
   const isFinished = (task) => task.status !== "queued" && task.status !== "running";
 
@@ -177,6 +178,7 @@
       this.failures = 0;
       this.pollTimer = null;
       this.stopped = false;
+      this.retriedUnauthenticated = false;
     }
 
     connect() {
@@ -201,6 +203,7 @@
           // Connected only once the snapshot (always the first message) is here: a socket that
           // opens and drops before it counts as a failed attempt, so backoff and polling apply.
           opened = true;
+          this.retriedUnauthenticated = false;
           this.failures = 0;
           this.backoff = 1000;
           this.stopPolling();
@@ -210,8 +213,16 @@
         }
       };
       socket.onclose = (event) => {
-        if (event.code === CLOSE_UNAUTHENTICATED) {
-          this.stopped = true; // signed out: nothing to follow
+        if (event.code === CLOSE_UNAUTHENTICATED && !this.retriedUnauthenticated) {
+          // Login and a password change re-key the session: the cookie this page now holds may
+          // be valid though the one the socket opened with is not. One retry, at once, tells.
+          this.retriedUnauthenticated = true;
+          this.connect();
+          return;
+        }
+        if (event.code === CLOSE_UNAUTHENTICATED || event.code === CLOSE_TOO_MANY_SOCKETS) {
+          this.stopped = true; // signed out, or too many pages open: nothing to follow here
+          this.stopPolling();
           return;
         }
         this.scheduleReconnect(opened);

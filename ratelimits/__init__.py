@@ -1,0 +1,55 @@
+"""Per-user rate limits shared by every process: fixed windows counted in Redis.
+
+A limit is `limit` hits per `window` seconds for one key (say, one user's task launches). Windows
+are aligned to the clock, so each key costs one counter in Redis that expires with its window.
+The counter lives in the job queue's Redis (django-rq's connection settings: URL, TLS or
+Sentinel), so several web processes share it. This module imports no app of the project: the
+task core and the posts page both use it.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from dataclasses import dataclass
+
+import django_rq
+from redis import Redis
+
+KEY_PREFIX = "ratelimit"
+
+
+class RateLimited(Exception):
+    """Over the limit; `retry_after` is the whole number of seconds until the window ends."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Limit:
+    name: str  # part of the Redis key: "task-launch"
+    limit: int
+    window_seconds: int
+
+    def hit(self, key: str | int) -> int | None:
+        """Count one hit for `key`. Returns None if it is within the limit, else the seconds until
+        the window ends (for Retry-After). Raises RedisError when Redis cannot be reached."""
+        now = time.time()
+        window_start = int(now // self.window_seconds) * self.window_seconds
+        redis_key = f"{KEY_PREFIX}:{self.name}:{key}:{window_start}"
+        with _connection().pipeline() as pipe:
+            pipe.incr(redis_key)
+            pipe.expire(redis_key, self.window_seconds + 1)
+            count, _ = pipe.execute()
+        if count <= self.limit:
+            return None
+        return max(1, math.ceil(window_start + self.window_seconds - now))
+
+
+@functools.cache
+def _connection() -> Redis:
+    # django_rq.get_connection builds a new pool per call; one per process is enough (fork-safe).
+    return django_rq.get_connection("default")

@@ -1,0 +1,98 @@
+"""`make run` runs the Procfile's processes under supervisord: one that exits is restarted, the
+others carry on, and Ctrl-C (SIGINT) stops them all."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.processes import ROOT, child_env, free_port, wait_for_port
+
+CONFIG = ROOT / "supervisord.conf"
+
+
+def procfile() -> dict[str, str]:
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return {name.strip(): command.strip() for name, command in (line.split(":", 1) for line in lines if line.strip())}
+
+
+def test_supervisord_runs_exactly_the_procfile():
+    config = configparser.RawConfigParser()
+    config.read(CONFIG)
+    programs = {s.removeprefix("program:"): config[s] for s in config.sections() if s.startswith("program:")}
+    expected = {name: command.replace("${WEB_PORT:-8000}", "%(ENV_WEB_PORT)s") for name, command in procfile().items()}
+    assert {name: program["command"] for name, program in programs.items()} == expected
+    for program in programs.values():
+        assert program["autorestart"] == "true" and program["stopasgroup"] == "true"
+    assert "supervisord -n -c supervisord.conf" in (ROOT / "Makefile").read_text()
+
+
+def children(supervisor: psutil.Process) -> dict[str, psutil.Process]:
+    found = {}
+    for child in supervisor.children():
+        try:
+            command = " ".join(child.cmdline())
+        except psutil.Error:  # a killed child not yet reaped
+            continue
+        for name, marker in (("web", "daphne"), ("worker", "rqworker"), ("scheduler", "task_scheduler")):
+            if marker in command:
+                found[name] = child
+    return found
+
+
+def wait_for(predicate, timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout}s")
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_process_that_exits_is_restarted_and_ctrl_c_stops_them_all(tmp_path: Path):
+    port = free_port()
+    env = child_env(WEB_PORT=str(port))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # daphne, python: the venv's
+    log = (tmp_path / "supervisord.log").open("w")
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(CONFIG), "-j", str(tmp_path / "pid")],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        parent = psutil.Process(supervisor.pid)
+        wait_for_port(port, 30)
+        first = wait_for(lambda: (found := children(parent)) and len(found) == 3 and found, 30)
+
+        for name in ("worker", "web"):  # a crash of each, as the OOM killer would
+            first[name].send_signal(signal.SIGKILL)
+            replaced = wait_for(lambda n=name: (c := children(parent).get(n)) and c.pid != first[n].pid and c, 20)
+            assert replaced.is_running()
+        wait_for_port(port, 30)  # the web process serves again
+        assert children(parent)["scheduler"].pid == first["scheduler"].pid, "the others carried on"
+
+        everything = [parent, *parent.children(recursive=True)]
+        supervisor.send_signal(signal.SIGINT)  # Ctrl-C
+        supervisor.wait(60)
+        gone, alive = psutil.wait_procs(everything, timeout=30)
+        assert alive == [], f"still running after Ctrl-C: {alive}"
+    finally:
+        if supervisor.poll() is None:  # the test failed: stop everything it started
+            stragglers = [psutil.Process(supervisor.pid), *psutil.Process(supervisor.pid).children(recursive=True)]
+            for process in stragglers:
+                process.kill()
+            psutil.wait_procs(stragglers, timeout=10)
+        log.close()
+    assert "exited: worker" in (tmp_path / "supervisord.log").read_text()
