@@ -13,19 +13,21 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator, OriginValidator  # noqa: E402
 
 from tasks.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
-    }
-)
+
+def websocket_stack(routes: list) -> OriginValidator:
+    """WebSocket routes behind the Origin check and session authentication (benchmarks reuse it)."""
+    return AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(routes)))
+
+
+websocket_application = websocket_stack(websocket_urlpatterns)
+application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_application})
 
 # With a thousand open sockets daphne tracks ~250,000 objects, and each full garbage collection
-# stopped the event loop for 200-400 ms: the live-update p99 (BENCHMARKS.md). Freeze what start-up
+# stopped the event loop for 200-400 ms: the live-update p99 (docs/performance.md). Freeze what start-up
 # made (never garbage) out of the collector's reach, and collect the young generation less often.
 gc.freeze()
 gc.set_threshold(50_000, 20, 20)
