@@ -100,21 +100,22 @@ def draw_charts(records: list[dict], directory: Path, relative_to: Path) -> dict
             for method in ("project", "floor", "naive"):
                 seconds = [row["posts"] / row[f"{method} posts/s"] for row in rows]
                 ax.loglog([row["posts"] for row in rows], seconds, marker="o", label=method)
-            ax.set(title=record["machine"]["database"], xlabel="posts exported", ylabel="export time (s)")
+            ax.set(title=rows[0]["database"], xlabel="posts exported", ylabel="export time (s)")
             ax.grid(alpha=0.3)
         axes[0][0].legend()
         keep(fig, "export")
     live = next((r for r in records if r["name"] == "live"), None)
     if live:
-        fig, ax = plt.subplots(figsize=(6.5, 3.4))
-        for label, quantiles in live["series"]["latency quantiles ms"].items():
-            style = "-" if label.startswith("project") else "--"
-            ax.plot(quantiles, [100 * i / (len(quantiles) - 1) for i in range(len(quantiles))], style, label=label)
+        fig, ax = plt.subplots(figsize=(8, 3.4))
+        for label, quantiles in live["series"]["latency quantiles ms"].items():  # "<layer>, <n> sockets"
+            color = "tab:blue" if label.startswith("project") else "tab:orange"
+            style = "-" if label.endswith("1,000 sockets") else ":"
+            ax.plot(quantiles, [i / 2 for i in range(len(quantiles))], style, color=color, label=label)
         stale = [10 * 1000 ** (i / 60) for i in range(61)]  # uniform over 0-10 s
-        ax.plot(stale, [ms / 100 for ms in stale], ":", color="grey", label="polling every 10 s (staleness)")
-        ax.set(xscale="log", xlabel="push latency (ms)", ylabel="% of messages delivered within")
+        ax.plot(stale, [ms / 100 for ms in stale], "--", color="grey", label="polling every 10 s (staleness)")
+        ax.set(xscale="log", xlabel="push latency (ms)", ylabel="% of delivered messages within")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
         keep(fig, "live")
     return made
 
