@@ -238,7 +238,8 @@ def _run() -> dict:
     def git(*cmd: str) -> str:
         return subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
-    dirty, (machine, own) = git("status", "--porcelain", "--untracked-files=no"), _cpu()
+    outputs = [":!BENCHMARKS.md", ":!benchmarks/results", ":!docs"]  # a run's own outputs are no change
+    dirty, (machine, own) = git("status", "--porcelain", "--untracked-files=no", "--", ".", *outputs), _cpu()
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": git("rev-parse", "--short", "HEAD") + (" + uncommitted changes" if dirty else ""),
