@@ -71,6 +71,7 @@ def project(size: int) -> tuple[float, float, float]:
     from exports.services import export_start
     from tasks.models import Task
 
+    Task.objects.filter(user=author(size)).delete()  # what an interrupted run left
     task = export_start(user=author(size))  # autocommit: enqueued on return
     _, peak = run_peak_rss([sys.executable, "manage.py", "rqworker", "default", "--burst"])
     task.refresh_from_db()
