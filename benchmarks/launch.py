@@ -105,9 +105,12 @@ def main() -> None:
     delete_users("bench-launch-")
     flush_redis()  # the jobs enqueued
     (project, noop), at = rows, connection.display_name
+    # One daphne process is CPU-bound: where it is the limit, req/s is the inverse of its CPU per
+    # request. That ratio holds on a shared machine, where the no-op's req/s may be limited elsewhere.
+    cpu_share = noop["daphne CPU ms per request (c20)"] / project["daphne CPU ms per request (c20)"]
     targets = [
         target(f"c1 p99 ms ({at})", project["c1 p99 ms"], "≤", 25),
-        target(f"c20 req/s, share of the no-op's ({at})", project["c20 req/s"] / noop["c20 req/s"], "≥", 0.5),
+        target(f"c20 throughput as a share of the no-op's, by daphne CPU per request ({at})", cpu_share, "≥", 0.5),
     ]
     save(args, f"launch-{args.database}", __doc__, {"": rows}, targets)
 
