@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import hashlib
 import json
 import math
 import operator
@@ -36,7 +37,8 @@ def start(doc: str, database: str) -> argparse.Namespace:
     parser.add_argument("--database", choices=["sqlite", "postgres"], default=database)
     args = parser.parse_args()
     _STARTED.update(wall=time.monotonic(), load=os.getloadavg()[0], cpu=_cpu())
-    name = "bench_smoke" if args.smoke else "bench"
+    # Per checkout: other checkouts on this machine (other branches, other migrations) have their own.
+    name = f"bench_{'smoke_' if args.smoke else ''}{hashlib.sha256(str(ROOT).encode()).hexdigest()[:6]}"
     if args.database == "postgres":
         import psycopg
 
