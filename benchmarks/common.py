@@ -26,7 +26,18 @@ OUT = Path(os.environ.get("BENCH_OUTPUT_DIR", ROOT / "benchmarks-output"))  # da
 REDIS_URL = "redis://127.0.0.1:6379/12"  # the benchmarks' own database, the only one they flush
 PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/")
 MIB = 1024 * 1024
-PACKAGES = ["django", "channels", "channels-redis", "daphne", "django-rq", "rq", "redis", "psycopg", "websockets"]
+PACKAGES = [
+    "django",
+    "channels",
+    "channels-redis",
+    "daphne",
+    "django-rq",
+    "rq",
+    "redis",
+    "psycopg",
+    "orjson",
+    "websockets",
+]
 _STARTED = {}
 
 
