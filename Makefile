@@ -78,7 +78,13 @@ migrations-check: install
 clean:
 	rm -rf $(VENV) $(VENV61) staticfiles test-output .pytest_cache .ruff_cache
 
-# Issue #6 benchmarks on the real stack (daphne, an RQ worker, Redis db 12, SQLite, PostgreSQL);
-# rewrites BENCHMARKS.md. `make bench BENCH_ARGS=--smoke` is the quick check that they all run.
-bench: install-dev redis
+$(VENV)/.installed-bench: requirements.txt requirements-dev.txt requirements-bench.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-bench.txt
+	@touch $@ $(VENV)/.installed-dev $(VENV)/.installed
+
+# The benchmarks on the real stack (daphne, RQ workers, Redis db 12, SQLite, PostgreSQL databases
+# bench*): each writes benchmarks/results/<name>.json, then BENCHMARKS.md and its charts are
+# rewritten. `make bench BENCH_ARGS=--smoke` is the quick check that they all run; `BENCH_ARGS=live`
+# runs one benchmark (then `python -m benchmarks.write` renders every result on file).
+bench: $(VENV)/.installed-bench redis
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)

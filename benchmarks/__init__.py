@@ -1,5 +1,2 @@
-"""Runnable benchmarks for issue #6 (not tests): `python -m benchmarks` or `make bench`.
-
-Each benchmark runs the real stack (daphne, an RQ worker, Redis, SQLite and PostgreSQL) in
-child processes and prints the project's figure beside a baseline measured in the same run.
-"""
+"""Benchmarks beside the product (`make bench`): each module is one short script that prints its
+table and writes results/<name>.json; `python -m benchmarks.write` turns those into BENCHMARKS.md."""

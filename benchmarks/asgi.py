@@ -1,17 +1,12 @@
-"""The project's ASGI application plus one benchmark-only WebSocket route, /ws/bench-noop/: a
-consumer that only accepts, behind the same origin check and session auth (the socket capacity
-benchmark's baseline). The product's routes are the project's own, unchanged."""
+"""daphne's app for the socket-capacity baseline: the project's WebSocket stack (Origin check,
+session auth) around a consumer that only accepts, at /ws/bench-noop/."""
 
-from project.asgi import django_asgi_app  # first: sets Django up for the imports below
+from project.asgi import django_asgi_app, websocket_stack  # first: sets Django up
 
 # isort: split
-from channels.auth import AuthMiddlewareStack
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.routing import ProtocolTypeRouter, URLRouter
-from channels.security.websocket import AllowedHostsOriginValidator
+from channels.routing import ProtocolTypeRouter
 from django.urls import path
-
-from notifications.routing import websocket_urlpatterns
 
 
 class NoopConsumer(AsyncWebsocketConsumer):
@@ -20,10 +15,5 @@ class NoopConsumer(AsyncWebsocketConsumer):
 
 
 application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter([*websocket_urlpatterns, path("ws/bench-noop/", NoopConsumer.as_asgi())]))
-        ),
-    }
+    {"http": django_asgi_app, "websocket": websocket_stack([path("ws/bench-noop/", NoopConsumer.as_asgi())])}
 )

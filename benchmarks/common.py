@@ -1,235 +1,109 @@
-"""Shared helpers: the benchmark environment, child processes, databases, users and figures.
-
-Nothing here imports Django at module level: the orchestrator (benchmarks/__main__.py) never sets
-Django up; each benchmark driver is its own process with its own DATABASE_URL.
-"""
+"""What the benchmarks share: their own environment (databases bench*, Redis database 12), users
+with real sessions, WebSocket clients, peak RSS, and saving a benchmark's figures as JSON."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import datetime
+import hashlib
 import json
 import math
+import operator
 import os
+import platform
 import resource
 import secrets
-import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from collections import Counter
+from importlib import metadata
 from pathlib import Path
-from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
-RESULT_MARK = "BENCH_RESULT "
-# The benchmarks' own Redis database: the only one they ever flush.
-BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
-BENCH_REDIS_DB = 12
-PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+OUT = Path(os.environ.get("BENCH_OUTPUT_DIR", ROOT / "benchmarks-output"))  # databases, media, logs
+REDIS_URL = "redis://127.0.0.1:6379/12"  # the benchmarks' own database, the only one they flush
+PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/")
 MIB = 1024 * 1024
+PACKAGES = [
+    "django",
+    "channels",
+    "channels-redis",
+    "daphne",
+    "django-rq",
+    "rq",
+    "redis",
+    "psycopg",
+    "orjson",
+    "websockets",
+]
+_STARTED = {}
 
 
-def smoke() -> bool:
-    return os.environ.get("BENCH_SMOKE") == "1"
+def start(doc: str, database: str) -> argparse.Namespace:
+    """Parse --smoke/--database, point this process and its children at the benchmark stores, migrate."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: only checks that it runs")
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default=database)
+    args = parser.parse_args()
+    _STARTED.update(wall=time.monotonic(), load=os.getloadavg()[0], cpu=_cpu())
+    # Per checkout: other checkouts on this machine (other branches, other migrations) have their own.
+    name = f"bench_{'smoke_' if args.smoke else ''}{hashlib.sha256(str(ROOT).encode()).hexdigest()[:6]}"
+    if args.database == "postgres":
+        import psycopg
 
-
-def output_dir() -> Path:
-    out = Path(os.environ.get("BENCH_OUTPUT_DIR", ROOT / "benchmarks-output"))
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-def pg_database_name() -> str:
-    return "bench_smoke" if smoke() else "bench"
-
-
-def database_url(db: str) -> str:
-    if db == "sqlite":
-        name = "bench-smoke.sqlite3" if smoke() else "bench.sqlite3"
-        return f"sqlite:///{output_dir() / name}"
-    if db == "postgres":
-        admin = urlparse(PG_ADMIN_URL)
-        return admin._replace(path=f"/{pg_database_name()}").geturl()
-    raise ValueError(db)
-
-
-def bench_env(db: str = "sqlite", settings: str = "benchmarks.settings", **extra: str) -> dict[str, str]:
-    """The environment of every benchmark process: benchmark settings on one database."""
-    env = dict(os.environ)
-    # A developer's or the test run's settings must not leak into the benchmark processes.
-    for key in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "MEDIA_ROOT", "EMAIL_URL"):
-        env.pop(key, None)
-    env.update(
-        DJANGO_SETTINGS_MODULE=settings,
+        with psycopg.connect(PG_URL.replace("postgres:", "postgresql:") + "postgres", autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+                conn.execute(f"CREATE DATABASE {name}")
+    for key in ("DATABASE_POOL", "REDIS_SENTINELS", "DEBUG"):  # a developer's settings stay out
+        os.environ.pop(key, None)
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="benchmarks.settings",
+        DATABASE_URL=PG_URL + name if args.database == "postgres" else f"sqlite:///{OUT / name}.sqlite3",
+        REDIS_URL=REDIS_URL,
+        CHANNEL_LAYER_REDIS_URL=REDIS_URL,
+        CHANNEL_LAYER_PREFIX=f"bench-{os.getpid()}",  # pub/sub channels are server-wide
+        MEDIA_ROOT=str(OUT / "media"),
+        EMAIL_URL="dummymail://",
+        SECRET_KEY="benchmarks-only",
+        LOG_LEVEL="WARNING",
+        TEST_OUTPUT_DIR=str(OUT / "logs"),  # where tests.processes writes its children's logs
         PYTHONUNBUFFERED="1",
-        BENCH_OUTPUT_DIR=str(output_dir()),
-        DATABASE_URL=database_url(db),
-        REDIS_URL=BENCH_REDIS_URL,
-        CHANNEL_LAYER_REDIS_URL=BENCH_REDIS_URL,
-        # Pub/sub channels are global to the Redis server: one prefix per benchmark run.
-        CHANNEL_LAYER_PREFIX=os.environ.get("CHANNEL_LAYER_PREFIX", f"bench-{os.getpid()}"),
-        MEDIA_ROOT=str(output_dir() / "media"),
-        EMAIL_URL=os.environ.get("BENCH_EMAIL_URL", "dummymail://"),
     )
-    env.update(extra)
-    return env
-
-
-def setup_django() -> None:
-    """For driver processes started with bench_env(): configure Django from the environment."""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.settings")
+    OUT.mkdir(parents=True, exist_ok=True)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # thousands of sockets, here and in children
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     import django
+    from django.core.management import call_command
 
     django.setup()
+    call_command("migrate", verbosity=0)
+    flush_redis()
+    return args
 
 
-def raise_open_files_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else 65536
-    if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+def postgres_reachable() -> bool:
+    import psycopg
+
+    try:
+        psycopg.connect(PG_URL.replace("postgres:", "postgresql:") + "postgres", connect_timeout=3).close()
+    except psycopg.OperationalError:
+        return False
+    return True
 
 
-def redis_bench():
-    """A client on the benchmarks' Redis database; refuses to exist on any other database."""
+def flush_redis() -> None:
     import redis
 
-    client = redis.Redis.from_url(BENCH_REDIS_URL)
-    assert client.connection_pool.connection_kwargs.get("db") == BENCH_REDIS_DB, BENCH_REDIS_URL
-    return client
-
-
-def flush_bench_redis() -> None:
-    client = redis_bench()
+    client = redis.Redis.from_url(REDIS_URL)
+    assert client.connection_pool.connection_kwargs["db"] == 12
     client.flushdb()
     client.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 30, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process {proc.args} exited with {proc.returncode} before listening")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
-
-
-def log_path(name: str) -> Path:
-    logs = output_dir() / "logs"
-    logs.mkdir(exist_ok=True)
-    return logs / f"{name}.log"
-
-
-def stop(proc: subprocess.Popen, timeout: float = 10) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-@contextmanager
-def daphne(env: dict[str, str], app: str = "project.asgi:application", name: str = "daphne"):
-    """One daphne process, as in the Procfile, with the open-files limit raised to the hard limit."""
-    port = free_port()
-    args = [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
-    with open(log_path(f"{name}-{port}"), "w") as log:
-        proc = subprocess.Popen(
-            args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=raise_open_files_limit
-        )
-        try:
-            wait_for_port(port, proc=proc)
-            yield port, proc
-        finally:
-            stop(proc)
-
-
-def _run_module(module: str, args, env: dict[str, str], name: str, timeout: float) -> subprocess.CompletedProcess:
-    """`python -m module args` to completion: stdout captured, stderr to the log file `name`."""
-    with open(log_path(name), "w") as log:
-        return subprocess.run(
-            [PYTHON, "-m", module, *args],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            timeout=timeout,
-        )
-
-
-def run_measured(args: list[str], env: dict[str, str], name: str, timeout: float = 600) -> dict:
-    """Run a child to completion; return its exit code, stdout, wall time and peak RSS (bytes).
-
-    The peak RSS is that of the child or of any descendant it waited for (benchmarks/peak_rss.py
-    explains why it goes through a wrapper): for `rqworker --burst`, the forked work horse.
-    """
-    from benchmarks.peak_rss import MARK
-
-    started = time.monotonic()
-    proc = _run_module("benchmarks.peak_rss", args, env, name, timeout)
-    wall = time.monotonic() - started
-    peak = [int(line[len(MARK) :]) for line in proc.stdout.splitlines() if line.startswith(MARK)]
-    return {
-        "returncode": proc.returncode,
-        "stdout": proc.stdout,
-        "wall": wall,
-        "peak_rss": peak[-1] if peak else None,
-        "result": parse_result(proc.stdout),
-    }
-
-
-def run_driver(module: str, env: dict[str, str], args: list[str] = (), timeout: float = 900) -> dict:
-    """Run one benchmark driver (`python -m benchmarks.X`) and return the result it printed."""
-    name = module.rsplit(".", 1)[-1] + "-" + env["DATABASE_URL"].split(":", 1)[0]
-    proc = _run_module(module, args, env, name, timeout)
-    result = parse_result(proc.stdout)
-    if proc.returncode != 0 or result is None:
-        tail = log_path(name).read_text()[-3000:]
-        raise RuntimeError(f"{module} failed (exit {proc.returncode}); log {log_path(name)}:\n{tail}")
-    return result
-
-
-def emit_result(result: dict) -> None:
-    print(RESULT_MARK + json.dumps(result), flush=True)
-
-
-def parse_result(stdout: str) -> dict | None:
-    for line in reversed(stdout.splitlines()):
-        if line.startswith(RESULT_MARK):
-            return json.loads(line[len(RESULT_MARK) :])
-    return None
-
-
-def percentile(values: list[float], pct: float) -> float | None:
-    """Nearest-rank percentile; None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-# --- Users and sessions (drivers only: Django must be set up) --------------------------------------
-
-
-def create_users_with_sessions(prefix: str, count: int) -> list[tuple[int, str]]:
-    """`count` fresh users named `<prefix><n>`, each with a real session in the session store.
-
-    Returns (user id, session key) pairs. Users are bulk-created with one password hash, and each
-    session is what django.contrib.auth.login() would have stored for that user.
-    """
+def users_with_sessions(prefix: str, count: int) -> list[tuple[int, str]]:
+    """`count` fresh users, each with the session that django.contrib.auth.login() would store."""
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
     from django.contrib.auth.hashers import make_password
     from django.contrib.sessions.backends.db import SessionStore
@@ -238,100 +112,172 @@ def create_users_with_sessions(prefix: str, count: int) -> list[tuple[int, str]]
 
     User = get_user_model()
     delete_users(prefix)
-    password = make_password(secrets.token_urlsafe(16))
-    User.objects.bulk_create(
-        (User(username=f"{prefix}{n}", email=f"{prefix}{n}@example.com", password=password) for n in range(count)),
-        batch_size=1000,
-    )
-    users = list(User.objects.filter(username__startswith=prefix).order_by("id"))
-    store = SessionStore()
-    expire = timezone.now() + timezone.timedelta(days=1)
-    backend = "django.contrib.auth.backends.ModelBackend"
-    sessions = []
-    for user in users:
-        key = secrets.token_hex(16)  # 32 characters of [0-9a-f], as Django's own keys
-        data = {SESSION_KEY: str(user.pk), BACKEND_SESSION_KEY: backend, HASH_SESSION_KEY: user.get_session_auth_hash()}
-        sessions.append(Session(session_key=key, session_data=store.encode(data), expire_date=expire))
+    password = make_password(secrets.token_urlsafe())
+    User.objects.bulk_create((User(username=f"{prefix}{n}", password=password) for n in range(count)), batch_size=1000)
+    users = User.objects.filter(username__startswith=prefix).order_by("id")
+    backend, expire = "django.contrib.auth.backends.ModelBackend", timezone.now() + datetime.timedelta(days=1)
+    sessions = [
+        Session(
+            session_key=secrets.token_hex(16),
+            session_data=SessionStore().encode(
+                {SESSION_KEY: str(u.pk), BACKEND_SESSION_KEY: backend, HASH_SESSION_KEY: u.get_session_auth_hash()}
+            ),
+            expire_date=expire,
+        )
+        for u in users
+    ]
     Session.objects.bulk_create(sessions, batch_size=1000)
-    return [(user.pk, s.session_key) for user, s in zip(users, sessions, strict=True)]
-
-
-def clear_sessions() -> None:
-    """Drop every session of the benchmark database (it holds benchmark users only)."""
-    from django.contrib.sessions.models import Session
-
-    Session.objects.all().delete()
+    return [(u.pk, s.session_key) for u, s in zip(users, sessions, strict=True)]
 
 
 def delete_users(prefix: str) -> None:
     from django.contrib.auth import get_user_model
+    from django.contrib.sessions.models import Session
 
-    from exports.models import Task
-
-    Task.objects.filter(user__username__startswith=prefix).delete()
-    get_user_model().objects.filter(username__startswith=prefix).delete()
+    get_user_model().objects.filter(username__startswith=prefix).delete()  # and their tasks
+    Session.objects.all().delete()  # the benchmark database holds benchmark sessions only
 
 
-def rss_of(pid: int) -> int:
+async def connect_socket(port: int, path: str, key: str):
+    """A socket signed in with session `key`; and the snapshot, which the project's consumer sends first."""
+    from websockets.asyncio.client import connect
+
+    ws = await connect(
+        f"ws://127.0.0.1:{port}{path}",
+        origin=f"http://127.0.0.1:{port}",
+        additional_headers={"Cookie": f"sessionid={key}"},
+        proxy=None,
+        open_timeout=30,
+        ping_interval=None,
+        max_queue=None,
+    )
+    if path != "/ws/notifications/":
+        return ws, None
+    snapshot = json.loads(await asyncio.wait_for(ws.recv(), 30))
+    assert snapshot["type"] == "snapshot", snapshot
+    return ws, snapshot
+
+
+async def open_sockets(port: int, path: str, keys: list[str], at_once: int) -> tuple[list, Counter, float]:
+    """One socket per session key (None where it failed), `at_once` connecting at a time (0: all)."""
+    gate, errors = asyncio.Semaphore(at_once or len(keys) or 1), Counter()
+
+    async def one(key: str):
+        async with gate:
+            try:
+                return (await connect_socket(port, path, key))[0]
+            except Exception as exc:
+                errors[type(exc).__name__] += 1
+
+    started = time.monotonic()
+    sockets = await asyncio.gather(*(one(key) for key in keys))
+    return sockets, errors, time.monotonic() - started
+
+
+async def close_sockets(sockets: list) -> None:
+    await asyncio.wait_for(asyncio.gather(*(ws.close() for ws in sockets if ws), return_exceptions=True), 60)
+
+
+# A child's peak RSS, as its parent's wait4() sees it, starts at the size of the process it was
+# forked from: a child of this (big) process would never look smaller than it. A small wrapper
+# process reports the largest of the command and every descendant it waited for instead.
+_PEAK_RSS = (
+    "import resource as r, subprocess, sys; code = subprocess.call(sys.argv[1:]); "
+    "print(code, r.getrusage(r.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
+def run_peak_rss(args: list[str], timeout: float = 900) -> tuple[list[str], float]:
+    """Run a command to completion; return its output lines and the peak RSS of its tree, in MiB."""
+    proc = subprocess.run([sys.executable, "-c", _PEAK_RSS, *args], capture_output=True, text=True, timeout=timeout)
+    *lines, last = proc.stdout.splitlines()
+    returncode, peak_kib = map(int, last.split())
+    if returncode:
+        raise RuntimeError(f"{args} exited with {returncode}:\n{proc.stderr[-3000:]}")
+    return lines, peak_kib / 1024
+
+
+def cpu_seconds(pid: int) -> float:
     import psutil
 
-    return psutil.Process(pid).memory_info().rss
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
-def prepare_database(db: str) -> None:
-    """Create the benchmarks' PostgreSQL database if missing, then migrate (idempotent)."""
-    if db == "postgres":
-        import psycopg
-
-        with psycopg.connect(PG_ADMIN_URL.replace("postgres://", "postgresql://"), autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [pg_database_name()]).fetchone()
-            if not exists:
-                conn.execute(f'CREATE DATABASE "{pg_database_name()}"')
-    subprocess.run(
-        [PYTHON, "manage.py", "migrate", "--noinput", "--verbosity", "0"],
-        cwd=ROOT,
-        env=bench_env(db),
-        check=True,
-        timeout=300,
-    )
+def percentile(values: list[float], pct: float) -> float | None:
+    """Nearest rank, like the old report's; None for no values."""
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(len(ordered) * pct / 100)) - 1] if ordered else None
 
 
-class LineChild:
-    """A child process driven by one command line on stdin, answering one JSON line on stdout."""
+def save(args: argparse.Namespace, name: str, doc: str, tables: dict, targets: list, series: dict | None = None):
+    """Print the tables and write results/<name>.json: figures, targets, the run and the machine."""
+    from benchmarks.write import markdown_table, results_dir
 
-    def __init__(self, args: list[str], env: dict[str, str], name: str) -> None:
-        import queue
-        import threading
+    for caption, rows in tables.items():
+        print(f"\n{caption}\n\n{markdown_table(rows)}" if caption else "\n" + markdown_table(rows), flush=True)
+    record = {
+        "name": name,
+        "title": doc.split("\n")[0].rstrip("."),
+        "about": " ".join(doc.split("\n\n")[1].split()),
+        "tables": tables,
+        "targets": targets,
+        "series": series or {},
+        "run": _run(),
+        "machine": _machine(),
+    }
+    path = results_dir(args.smoke) / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"\nWritten: {os.path.relpath(path, ROOT)}", flush=True)
 
-        self._log = open(log_path(name), "w")  # noqa: SIM115 -- closed in close()
-        self.proc = subprocess.Popen(
-            args, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True
-        )
-        self._lines: queue.Queue[str | None] = queue.Queue()
 
-        def pump() -> None:
-            for line in self.proc.stdout:
-                self._lines.put(line)
-            self._lines.put(None)
+def target(figure: str, value: float | None, op: str, limit: float) -> dict:
+    """A target of the product beside its figure, as data: `op` is one of ≤ ≥ <."""
+    met = value is not None and {"≤": operator.le, "≥": operator.ge, "<": operator.lt}[op](value, limit)
+    return {"figure": figure, "value": value, "target": f"{op} {limit:,g}", "met": met}
 
-        threading.Thread(target=pump, daemon=True).start()
 
-    def read(self, timeout: float) -> dict:
-        import queue
+def _cpu() -> tuple[float, float]:
+    """Busy CPU seconds so far: of the whole machine, and of this process and the children it waited for."""
+    import psutil
 
-        try:
-            line = self._lines.get(timeout=timeout)
-        except queue.Empty:
-            raise TimeoutError(f"{self.proc.args[:4]} gave no answer within {timeout}s") from None
-        if line is None:
-            raise RuntimeError(f"{self.proc.args[:4]} exited with {self.proc.wait()}; see {self._log.name}")
-        return json.loads(line)
+    machine, me = psutil.cpu_times(), psutil.Process().cpu_times()
+    not_busy = machine.idle + machine.iowait + machine.guest + machine.guest_nice  # guest time is in user too
+    return sum(machine) - not_busy, me.user + me.system + me.children_user + me.children_system
 
-    def ask(self, command: str, timeout: float = 120) -> dict:
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-        return self.read(timeout)
 
-    def close(self) -> None:
-        stop(self.proc)
-        self._log.close()
+def _run() -> dict:
+    def git(*cmd: str) -> str:
+        return subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    outputs = [":!BENCHMARKS.md", ":!benchmarks/results", ":!docs"]  # a run's own outputs are no change
+    dirty, (machine, own) = git("status", "--porcelain", "--untracked-files=no", "--", ".", *outputs), _cpu()
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": git("rev-parse", "--short", "HEAD") + (" + uncommitted changes" if dirty else ""),
+        "seconds": round(time.monotonic() - _STARTED["wall"]),
+        "load average before / after": f"{_STARTED['load']:.2f} / {os.getloadavg()[0]:.2f}",
+        # Other engineers' work, and the Redis and PostgreSQL servers working for this run.
+        "other processes' CPU s": round((machine - _STARTED["cpu"][0]) - (own - _STARTED["cpu"][1]), 1),
+    }
+
+
+def _machine() -> dict:
+    import psutil
+    import redis
+    from django.db import connection
+
+    with open("/proc/cpuinfo") as fh:
+        cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), "unknown")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version" if connection.vendor == "postgresql" else "SELECT sqlite_version()")
+        database = f"{connection.display_name} {cursor.fetchone()[0]}"
+    return {
+        "cpu": f"{os.cpu_count()} cores, {cpu}; {psutil.virtual_memory().total / 2**30:.1f} GiB memory",
+        "kernel": f"Linux {platform.release()}",
+        "python": platform.python_version(),
+        "database": database,
+        "redis": redis.Redis.from_url(REDIS_URL).info("server")["redis_version"],
+        "packages": ", ".join(f"{name} {metadata.version(name)}" for name in PACKAGES),
+    }

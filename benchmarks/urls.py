@@ -1,5 +1,4 @@
-"""The project's URLs plus a no-op view: the launch benchmark's baseline, on the same server,
-behind the same middleware (sessions, CSRF, auth), doing no work of its own."""
+"""The project's URLs plus /bench/noop/: the launch baseline, behind the same middleware, doing nothing."""
 
 from django.http import JsonResponse
 from django.urls import include, path
@@ -11,7 +10,4 @@ def noop(request):
     return JsonResponse({}, status=202)
 
 
-urlpatterns = [
-    path("", include("project.urls")),
-    path("bench/noop/", noop),
-]
+urlpatterns = [path("", include("project.urls")), path("bench/noop/", noop)]

@@ -2,6 +2,7 @@
 
 import gc
 import os
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
@@ -17,16 +18,18 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from notifications.origins import SameOriginValidator  # noqa: E402
 from tasks.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        # The Origin must be the site's own (scheme, host and port) or a CSRF-trusted one.
-        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
-    }
-)
+
+def websocket_stack(routes: list[Any]) -> SameOriginValidator:
+    """WebSocket routes behind session authentication and the Origin check: the Origin must be the
+    site's own (scheme, host and port) or a CSRF-trusted one. The benchmarks reuse it."""
+    return SameOriginValidator(AuthMiddlewareStack(URLRouter(routes)))
+
+
+websocket_application = websocket_stack(websocket_urlpatterns)
+application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_application})
 
 # With a thousand open sockets daphne tracks ~250,000 objects, and each full garbage collection
-# stopped the event loop for 200-400 ms: the live-update p99 (BENCHMARKS.md). Freeze what start-up
+# stopped the event loop for 200-400 ms: the live-update p99 (docs/performance.md). Freeze what start-up
 # made (never garbage) out of the collector's reach, and collect the young generation less often.
 gc.freeze()
 gc.set_threshold(50_000, 20, 20)

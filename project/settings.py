@@ -102,7 +102,7 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     # A pool of connections (psycopg_pool), switched on by project/asgi.py for daphne only: opening
-    # a connection per request or socket was ~40% of daphne's time (BENCHMARKS.md), but workers
+    # a connection per request or socket was ~40% of daphne's time (docs/performance.md), but workers
     # fork a work horse per job and a pool's open sockets must not be shared across a fork.
     if env.bool("DATABASE_POOL", default=False):
         DATABASES["default"]["CONN_MAX_AGE"] = 0  # pooling replaces persistent connections

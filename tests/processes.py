@@ -1,4 +1,4 @@
-"""Helpers for tests that run the real programs: `rqworker`, `daphne`, and a captured SMTP server."""
+"""Helpers for tests (and benchmarks) that run the real programs: `rqworker`, `daphne`, a captured SMTP server."""
 
 from __future__ import annotations
 
@@ -81,9 +81,10 @@ def running(args: list[str], env: dict[str, str], log_name: str, new_session: bo
 
 
 @contextmanager
-def daphne(env: dict[str, str], port: int | None = None):
+def daphne(env: dict[str, str], port: int | None = None, app: str = "project.asgi:application"):
+    """daphne serving `app` (the project's by default; the benchmarks serve a baseline too)."""
     port = port or free_port()
-    args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"]
+    args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
     with running(args, env, f"daphne-{port}") as proc:
         wait_for_port(port)
         yield port, proc
