@@ -87,3 +87,12 @@ def publish_task_update(*, user_id: int, task: dict[str, Any], wait: bool) -> bo
     """
     message = {"type": "task.update", "task": task}
     return _publisher.send((user_group_name(user_id), STAFF_GROUP), message, wait=wait)
+
+
+def publish_task_removed(*, user_id: int, task_id: str) -> bool:
+    """Tell the owner's open pages and staff that a task was deleted, so that they drop it.
+
+    Waits until Redis has it: a deletion happens once, and no later state repeats it.
+    """
+    message = {"type": "task.removed", "id": task_id}
+    return _publisher.send((user_group_name(user_id), STAFF_GROUP), message, wait=True)

@@ -86,6 +86,10 @@ class TaskNotificationsConsumer(AsyncWebsocketConsumer):
         """A task changed (sent by notifications.publish as type "task.update")."""
         await self._send_json({"type": "task", "task": event["task"]})
 
+    async def task_removed(self, event: dict) -> None:
+        """A task was deleted (notifications.publish_task_removed, type "task.removed")."""
+        await self._send_json({"type": "task_removed", "id": event["id"]})
+
     async def _send_snapshot(self) -> None:
         tasks = await database_sync_to_async(task_snapshot_for)(user=self.scope["user"], all_users=self.all_users)
         await self._send_json({"type": "snapshot", "tasks": tasks})

@@ -70,6 +70,9 @@ class Task(models.Model):
     detail = models.CharField(max_length=200, blank=True)
     error = models.CharField(max_length=500, blank=True)
     file = models.FileField(upload_to="tasks/", blank=True)
+    # The result file's size in bytes, recorded once when the task succeeds: pages show it without
+    # asking the storage backend (a network round trip on object storage) for every task listed.
+    file_size = models.PositiveBigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

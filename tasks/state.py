@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from notifications.publish import publish_task_update
 
+from .files import result_size
 from .models import Task
 from .selectors import task_to_dict
 
@@ -86,7 +87,8 @@ def task_mark_succeeded(
     """The final success, and `commit` (the job's one small revealing write) in the same transaction."""
     with transaction.atomic():
         changes = {"status": Status.SUCCEEDED, "progress": 100, "detail": detail, "finished_at": timezone.now()}
-        updated = _update(task_id, "succeed", file=file_name, **changes)
+        size = result_size(file_name) if file_name else None
+        updated = _update(task_id, "succeed", file=file_name, file_size=size, **changes)
         if updated and commit is not None:
             commit()
     return _publish(task_id, wait=True) if updated else None
@@ -122,6 +124,7 @@ def task_mark_expired(task_id: TaskId) -> Task | None:
         "expire",
         wait=True,
         file="",
+        file_size=None,
         expired_at=timezone.now(),
-        detail="The file has expired and was deleted. Start a new task to get a fresh copy.",
+        detail="The file was deleted after the retention period. Start a new one to get a fresh copy.",
     )
