@@ -265,7 +265,6 @@ def clear_sessions() -> None:
 
 def delete_users(prefix: str) -> None:
     from django.contrib.auth import get_user_model
-
     from exports.models import Task
 
     Task.objects.filter(user__username__startswith=prefix).delete()

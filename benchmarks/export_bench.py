@@ -72,6 +72,7 @@ def ensure_author(size: int):
 
 def run_project(user, env: dict[str, str], size: int) -> dict:
     from exports.models import Task
+
     from exports.services import export_start
 
     Task.objects.filter(user=user).delete()

@@ -49,7 +49,6 @@ LAYERS = [
 
 def create_running_tasks(users: list[tuple[int, str]]) -> list[list]:
     from django.utils import timezone
-
     from exports.models import Task
 
     now = timezone.now()
@@ -98,7 +97,6 @@ def run_one(layer: str, settings: str, sockets: int, seconds: int) -> dict:
             load.close()
     published = parse_result(publisher.stdout)
     from django.db.models import Count
-
     from exports.models import Task
 
     statuses = dict(

@@ -25,6 +25,7 @@ def main() -> None:
     from exports.models import Task
     from exports.selectors import task_to_dict
     from exports.task_state import task_mark_succeeded
+
     from notifications.publish import publish_task_update
 
     with open(clients_file) as fh:

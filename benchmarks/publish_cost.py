@@ -144,10 +144,10 @@ def measure_job(username: str) -> dict:
     import redis
     from django.conf import settings
     from django.contrib.auth import get_user_model
+    from exports.models import Task
 
     from benchmarks.export_bench import USER_PREFIX, ensure_author
     from exports.jobs import export_posts_job
-    from exports.models import Task
 
     if username.startswith(USER_PREFIX):  # benchmark 1's author; seeded here if 1 did not run
         ensure_author(int(username[len(USER_PREFIX) :]))
