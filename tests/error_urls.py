@@ -1,0 +1,14 @@
+"""The site's URLs plus one view that fails, to see the 500 page (tests/test_error_pages.py)."""
+
+from django.urls import path
+
+from project.urls import handler500
+from project.urls import urlpatterns as site_urlpatterns
+
+
+def boom(request):
+    raise RuntimeError("a bug")
+
+
+urlpatterns = [*site_urlpatterns, path("boom/", boom)]
+__all__ = ["handler500", "urlpatterns"]
