@@ -129,7 +129,7 @@ def test_every_page_at_both_widths_with_local_times_and_no_strip_when_idle(site_
     done = off_loop(seed)
     with daphne(site_env) as (port, _):
         base = f"http://127.0.0.1:{port}"
-        for name, width in WIDTHS.items():
+        for width in WIDTHS.values():
             pages = {
                 "posts": (user, "/posts/"),
                 "exports": (user, "/exports/"),
@@ -252,7 +252,7 @@ def test_fifty_posts_of_twenty_thousand_unbroken_characters_lay_out_quickly(site
 
     off_loop(seed)
     with daphne(site_env) as (port, _):
-        for name, width in WIDTHS.items():
+        for width in WIDTHS.values():
             context = browser.new_context(viewport={"width": width, "height": 800})
             sign_in(context, user, f"http://127.0.0.1:{port}/")
             page = context.new_page()
