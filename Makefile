@@ -27,12 +27,17 @@ redis: install
 	$(BIN)/python scripts/ensure_redis.py
 
 # Development defaults for `make run` only; anything already in the environment (or .env) wins.
+# WEB_PORT is daphne's port (the Procfile's); SITE_URL, the base of links in emails, follows it.
+# EMAIL_URL: filemail:// and an absolute path, so four slashes ($(CURDIR) begins with one).
 run: export DEBUG ?= 1
+run: export WEB_PORT ?= 8000
+run: export SITE_URL ?= http://127.0.0.1:$(WEB_PORT)
 run: export EMAIL_URL ?= filemail:///$(CURDIR)/sent-emails
 run: install redis
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_demo
-	@echo "Starting daphne on http://127.0.0.1:$${WEB_PORT:-8000}/, an RQ worker and the scheduler (Ctrl-C stops them all)."
+	@echo "Starting daphne on http://127.0.0.1:$(WEB_PORT)/, an RQ worker and the scheduler (Ctrl-C stops them all)."
+	@echo "Emails are written to $(CURDIR)/sent-emails/ with links to $(SITE_URL)."
 	$(BIN)/honcho start
 
 test: install-dev redis browser
