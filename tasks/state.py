@@ -48,7 +48,7 @@ def _update(task_id: TaskId, transition: str, **changes: Any) -> bool:
 
 def _publish(task_id: TaskId, *, wait: bool) -> Task:
     """Push the row as it now is. `wait` (final states) blocks until the channel layer has it."""
-    task = Task.objects.get(pk=task_id)
+    task = Task.objects.select_related("user").get(pk=task_id)
     publish_task_update(user_id=task.user_id, task=task_to_dict(task), wait=wait)
     return task
 
