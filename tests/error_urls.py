@@ -1,5 +1,6 @@
 """The site's URLs plus one view that fails, to see the 500 page (tests/test_error_pages.py)."""
 
+from django.core.exceptions import PermissionDenied
 from django.urls import path
 
 from project.urls import handler500
@@ -10,5 +11,9 @@ def boom(request):
     raise RuntimeError("a bug")
 
 
-urlpatterns = [*site_urlpatterns, path("boom/", boom)]
+def forbidden(request):
+    raise PermissionDenied
+
+
+urlpatterns = [*site_urlpatterns, path("boom/", boom), path("forbidden/", forbidden)]
 __all__ = ["handler500", "urlpatterns"]

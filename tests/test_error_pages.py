@@ -57,6 +57,13 @@ def test_a_server_error_is_the_sites_500_with_its_navigation(user, client_for):
     assert NAV in page and "Something went wrong on our side" in page and "Log out" in page
 
 
+@pytest.mark.urls("tests.error_urls")
+def test_a_forbidden_page_is_the_sites_403_with_its_navigation(user_client):
+    response = user_client.get("/forbidden/")
+    assert response.status_code == 403
+    assert NAV in response.content.decode() and "Not allowed" in response.content.decode()
+
+
 def test_every_page_links_an_icon_and_favicon_ico_is_not_a_404(user_client, db):
     for client, url in ((user_client, "/posts/"), (Client(), "/accounts/login/")):
         assert 'rel="icon" href="/static/favicon.svg"' in client.get(url).content.decode()
