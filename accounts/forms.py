@@ -61,7 +61,11 @@ class QueuedPasswordResetForm(PasswordResetForm):
 class PasswordConfirmForm(forms.Form):
     """Asks for the current password before a change that locks the user out if made by someone else."""
 
-    password = forms.CharField(label="Your current password", strip=False, widget=forms.PasswordInput)
+    password = forms.CharField(
+        label="Your current password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
