@@ -135,6 +135,9 @@ def test_change_page_is_read_only(request, client_for, tasks, who):
     assert response.status_code == 200
     page = response.content.decode()
     assert "The export timed out." in page
+    created = task.created_at.isoformat()
+    assert f'<time datetime="{created}">{task.created_at:%Y-%m-%d %H:%M:%S} UTC</time>' in page, "one time format"
+    assert "tasks/live.js" in page, "which shows it in the reader's zone, as on the list"
     assert 'name="_save"' not in page and 'name="_continue"' not in page
     assert "<textarea" not in page and 'name="status"' not in page and 'name="progress"' not in page
 
