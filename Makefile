@@ -27,13 +27,18 @@ redis: install
 	$(BIN)/python scripts/ensure_redis.py
 
 # Development defaults for `make run` only; anything already in the environment (or .env) wins.
+# WEB_PORT is daphne's port (supervisord.conf's, the Procfile's); SITE_URL, the base of links in
+# emails, follows it.
+# EMAIL_URL: filemail:// and an absolute path, so four slashes ($(CURDIR) begins with one).
 run: export DEBUG ?= 1
-run: export EMAIL_URL ?= filemail:///$(CURDIR)/sent-emails
 run: export WEB_PORT ?= 8000
+run: export SITE_URL ?= http://127.0.0.1:$(WEB_PORT)
+run: export EMAIL_URL ?= filemail:///$(CURDIR)/sent-emails
 run: install redis
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_demo
-	@echo "Starting daphne on http://127.0.0.1:$${WEB_PORT}/, an RQ worker and the scheduler; each is restarted if it exits (Ctrl-C stops them all)."
+	@echo "Starting daphne on http://127.0.0.1:$(WEB_PORT)/, an RQ worker and the scheduler; each is restarted if it exits (Ctrl-C stops them all)."
+	@echo "Emails are written to $(CURDIR)/sent-emails/ with links to $(SITE_URL)."
 	$(BIN)/supervisord -n -c supervisord.conf
 
 test: install-dev redis browser

@@ -1,9 +1,32 @@
+from __future__ import annotations
+
+from typing import Any
+
 from django import forms
 from django.contrib.auth import get_user_model
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.forms import PasswordChangeForm, PasswordResetForm, SetPasswordForm, UserCreationForm
 
 
-class SignupForm(UserCreationForm):
+class PasswordErrorsUnderTheNewPassword:
+    """Django puts what the password validators say ("This password is too common.") under the
+    confirmation field; a person looks for it under the password they typed. A mismatch stays
+    under the confirmation, where Django puts it."""
+
+    def validate_password_for_user(self, user: Any, password_field_name: str = "password2") -> None:  # noqa: S107
+        first = {"password2": "password1", "new_password2": "new_password1"}.get(
+            password_field_name, password_field_name
+        )
+        super().validate_password_for_user(user, first)  # type: ignore[misc]
+
+
+def email_taken(email: str, *, except_user: Any = None) -> bool:
+    users = get_user_model().objects.filter(email__iexact=email)
+    if except_user is not None:
+        users = users.exclude(pk=except_user.pk)
+    return users.exists()
+
+
+class SignupForm(PasswordErrorsUnderTheNewPassword, UserCreationForm):
     email = forms.EmailField(required=True, help_text="Your exports are emailed here.")
 
     class Meta(UserCreationForm.Meta):
@@ -12,6 +35,55 @@ class SignupForm(UserCreationForm):
 
     def clean_email(self) -> str:
         email = self.cleaned_data["email"]
-        if get_user_model().objects.filter(email__iexact=email).exists():
+        if email_taken(email):
+            raise forms.ValidationError("An account with this email already exists.")
+        return email
+
+
+class AccountPasswordChangeForm(PasswordErrorsUnderTheNewPassword, PasswordChangeForm):
+    pass
+
+
+class AccountSetPasswordForm(PasswordErrorsUnderTheNewPassword, SetPasswordForm):
+    pass
+
+
+class QueuedPasswordResetForm(PasswordResetForm):
+    """Django's reset form, but the email goes through the job queue after the commit, like every
+    email of the site: the request never waits for a mail server."""
+
+    def save(self, **kwargs: Any) -> None:  # type: ignore[override]
+        from .services import password_reset_request
+
+        password_reset_request(email=self.cleaned_data["email"])
+
+
+class PasswordConfirmForm(forms.Form):
+    """Asks for the current password before a change that locks the user out if made by someone else."""
+
+    password = forms.CharField(
+        label="Your current password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        if not self.user.check_password(password):
+            raise forms.ValidationError("That is not your current password.")
+        return password
+
+
+class EmailChangeForm(PasswordConfirmForm):
+    email = forms.EmailField(label="New email address", help_text="Your exports and password resets are sent here.")
+    field_order = ["email", "password"]
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"]
+        if email_taken(email, except_user=self.user):
             raise forms.ValidationError("An account with this email already exists.")
         return email

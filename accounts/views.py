@@ -1,10 +1,19 @@
-from django.contrib import messages
-from django.contrib.auth import login
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+"""Account pages: sign-up, the account page, email change, deletion. Password change and reset are
+Django's own views (accounts/urls.py) with this site's forms and templates."""
 
-from .forms import SignupForm
-from .services import user_signup
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import login, logout
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
+from django.views.decorators.http import require_GET, require_http_methods
+
+from .forms import AccountPasswordChangeForm, EmailChangeForm, PasswordConfirmForm, SignupForm
+from .services import account_delete, user_change_email, user_signup
 
 
 @require_http_methods(["GET", "POST"])
@@ -18,3 +27,49 @@ def signup(request):
         messages.success(request, f"Welcome, {user.username}! A welcome email is on its way.")
         return redirect("exports:list")
     return render(request, "registration/signup.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@require_GET
+@login_required
+def account(request: HttpRequest) -> HttpResponse:
+    return render(request, "registration/account.html")
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's view: it keeps this session signed in (update_session_auth_hash); the user's other
+    sessions end, as the password hash they were signed with no longer matches."""
+
+    form_class = AccountPasswordChangeForm
+    success_url = reverse_lazy("account")
+    # Not registration/password_change_form.html: that name is the admin's own password page.
+    template_name = "accounts/password_change.html"
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        messages.success(self.request, "Your password was changed. Your other sessions were signed out.")
+        return response
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def email_change(request: HttpRequest) -> HttpResponse:
+    form = EmailChangeForm(request.POST or None, user=request.user, initial={"email": request.user.email})
+    if request.method == "POST" and form.is_valid():
+        user_change_email(user=request.user, email=form.cleaned_data["email"])
+        messages.success(request, f"Your email address is now {form.cleaned_data['email']}.")
+        return redirect("account")
+    return render(request, "registration/email_change.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def account_delete_view(request: HttpRequest) -> HttpResponse:
+    form = PasswordConfirmForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        user = request.user
+        username = user.get_username()
+        logout(request)
+        account_delete(user=user)
+        messages.success(request, f"The account {username} and everything in it were deleted.")
+        return redirect("login")
+    return render(request, "registration/account_delete.html", {"form": form}, status=400 if form.errors else 200)

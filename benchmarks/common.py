@@ -50,12 +50,18 @@ def start(doc: str, database: str) -> argparse.Namespace:
     _STARTED.update(wall=time.monotonic(), load=os.getloadavg()[0], cpu=_cpu())
     # Per checkout: other checkouts on this machine (other branches, other migrations) have their own.
     name = f"bench_{'smoke_' if args.smoke else ''}{hashlib.sha256(str(ROOT).encode()).hexdigest()[:6]}"
+    # A smoke run starts from an empty database: one left by another revision may not migrate.
     if args.database == "postgres":
         import psycopg
 
         with psycopg.connect(PG_URL.replace("postgres:", "postgresql:") + "postgres", autocommit=True) as conn:
+            if args.smoke:
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
                 conn.execute(f"CREATE DATABASE {name}")
+    elif args.smoke:
+        for suffix in ("", "-wal", "-shm"):
+            (OUT / f"{name}.sqlite3{suffix}").unlink(missing_ok=True)
     for key in ("DATABASE_POOL", "REDIS_SENTINELS", "DEBUG"):  # a developer's settings stay out
         os.environ.pop(key, None)
     os.environ.update(

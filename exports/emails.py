@@ -1,40 +1,113 @@
-"""The email that delivers a finished export: the file attached, or a link when it is large."""
+"""The email that delivers a finished export: the file gzip-compressed and attached, or a link.
+
+The attachment is sized honestly: what counts is the email as sent, after base64 (a third larger),
+and it must stay under EXPORT_EMAIL_MAX_BYTES, a limit many mail servers have (10 MiB by default).
+The file is compressed from storage in chunks into a temporary file, never read whole; only the
+compressed bytes, a fraction of the file, are ever in memory, and only when they fit.
+"""
 
 from __future__ import annotations
+
+import gzip
+import shutil
+import tempfile
+from datetime import timedelta
+from typing import BinaryIO
 
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.core.mail import EmailMessage
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 
+from tasks.files import work_dir
 from tasks.models import Task
 
+CHUNK_SIZE = 1024 * 1024
+# Headers, the text part and the MIME boundaries of this email: a generous bound (it is ~2 KiB).
+EMAIL_OVERHEAD_BYTES = 32 * 1024
+# JSON of posts compresses 5 to 20 times; past this ratio to the limit, do not even try.
+MAX_COMPRESSION_RATIO = 40
 
-def export_email_send(*, task: Task, stored_name: str, post_count: int) -> bool:
+
+class _TooLarge(Exception):
+    pass
+
+
+class _CappedWriter:
+    """A file that refuses to grow past `limit` bytes, so compression stops as soon as it cannot fit."""
+
+    def __init__(self, out: BinaryIO, limit: int) -> None:
+        self.out, self.limit, self.size = out, limit, 0
+
+    def write(self, data: bytes) -> int:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise _TooLarge
+        return self.out.write(data)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+def base64_size(size: int) -> int:
+    """Bytes that `size` bytes take in an email: base64, in lines of 76 characters ending CRLF."""
+    chars = 4 * ((size + 2) // 3)
+    return chars + 2 * ((chars + 75) // 76)
+
+
+def attachment_budget(max_email_bytes: int) -> int:
+    """The largest attachment (before encoding) that keeps the whole email under `max_email_bytes`."""
+    budget = (max_email_bytes - EMAIL_OVERHEAD_BYTES) * 57 // 78  # 57 bytes per 78-byte line
+    while budget > 0 and base64_size(budget) + EMAIL_OVERHEAD_BYTES > max_email_bytes:
+        budget -= 1
+    return max(budget, 0)
+
+
+def compress_within(stored_name: str, out: BinaryIO, *, limit: int) -> int | None:
+    """Gzip the stored file into `out`, streamed in chunks; its size, or None past `limit` bytes."""
+    try:
+        # mtime=0: the same export compresses to the same bytes; no file name inside either.
+        capped = _CappedWriter(out, limit)
+        with default_storage.open(stored_name, "rb") as source, gzip.GzipFile("", "wb", fileobj=capped, mtime=0) as gz:
+            shutil.copyfileobj(source, gz, CHUNK_SIZE)
+    except _TooLarge:
+        return None
+    return out.tell()
+
+
+def export_email_send(*, task: Task, stored_name: str, post_count: int, file_name: str) -> bool:
     """Send the export to its owner. Returns False when the user has no address to send to."""
     user = task.user
     if not user.email:
         return False
     size = default_storage.size(stored_name)
-    attach = size <= settings.EXPORT_EMAIL_ATTACHMENT_MAX_BYTES
-    file_name = stored_name.rsplit("/", 1)[-1]
+    budget = attachment_budget(settings.EXPORT_EMAIL_MAX_BYTES)
+    now = timezone.now()
     context = {
         "user": user,
         "post_count": post_count,
-        "attached": attach,
-        "file_name": file_name,
+        "file_name": f"{file_name}.gz",
         "size": size,
+        "max_email_bytes": settings.EXPORT_EMAIL_MAX_BYTES,
+        "exported_at": now,
+        "kept_until": now + timedelta(days=settings.TASK_RESULT_RETENTION_DAYS),
+        "retention_days": settings.TASK_RESULT_RETENTION_DAYS,
         "download_url": settings.SITE_URL + reverse("tasks:download", args=[task.id]),
         "task_url": settings.SITE_URL + reverse("exports:detail", args=[task.id]),
     }
-    message = EmailMessage(
-        subject="Your posts export is ready",
-        body=render_to_string("exports/email/export_ready.txt", context),
-        to=[user.email],
-    )
-    if attach:
-        with default_storage.open(stored_name, "rb") as fh:
-            message.attach(file_name, fh.read(), "application/json")
-    message.send()
+    with tempfile.TemporaryFile(dir=work_dir()) as compressed:
+        fits = size <= budget * MAX_COMPRESSION_RATIO
+        compressed_size = compress_within(stored_name, compressed, limit=budget) if fits else None
+        context["attached"] = compressed_size is not None
+        message = EmailMessage(
+            subject="Your posts export is ready",
+            body=render_to_string("exports/email/export_ready.txt", context),
+            to=[user.email],
+        )
+        if compressed_size is not None:
+            compressed.seek(0)
+            message.attach(f"{file_name}.gz", compressed.read(), "application/gzip")
+        message.send()
     return True

@@ -22,6 +22,7 @@ export_posts = register(
         run=export_run,
         timeout=lambda: settings.EXPORT_JOB_TIMEOUT,
         url_name="exports:detail",
+        list_url_name="exports:list",
         download_name=export_file_name,
         cancelled_detail="Cancelled. Nothing was emailed.",
         warm_up=export_warm_up,

@@ -51,7 +51,9 @@ def export_run(task: Task, progress: ProgressReporter) -> TaskResult:
         progress,
         "sending the email",
         EMAIL_FAILED,
-        lambda: export_email_send(task=task, stored_name=stored_name, post_count=count),
+        lambda: export_email_send(
+            task=task, stored_name=stored_name, post_count=count, file_name=export_file_name(task)
+        ),
     )
     detail = f"{count:,} posts exported" + ("" if emailed else " (no email address on file)")
     return TaskResult(detail=detail, file=stored_name)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
 from tasks.http import login_required_json_or_redirect
-from tasks.selectors import task_list_for_user
+from tasks.selectors import task_page_for_user
 from tasks.views import task_launch_response
 
 from .services import EXPORT_POSTS, export_start
@@ -17,8 +18,9 @@ from .services import EXPORT_POSTS, export_start
 @login_required_json_or_redirect
 def export_list(request: HttpRequest) -> HttpResponse:
     def page() -> HttpResponse:
-        tasks = task_list_for_user(user=request.user, kind=EXPORT_POSTS)
-        return render(request, "exports/export_list.html", {"tasks": tasks})
+        tasks = task_page_for_user(user=request.user, kind=EXPORT_POSTS, page=request.GET.get("page"))
+        context = {"page_obj": tasks, "tasks": tasks, "retention_days": settings.TASK_RESULT_RETENTION_DAYS}
+        return render(request, "exports/export_list.html", context)
 
     if request.method == "POST":
         return task_launch_response(request, lambda: export_start(user=request.user), refused_page=page)

@@ -15,6 +15,7 @@ import_posts = register(
         run=import_run,
         timeout=lambda: settings.IMPORT_JOB_TIMEOUT,
         url_name="imports:detail",
+        list_url_name="posts:list",
         cleanup=import_cleanup,
         cancelled_detail="Cancelled. No posts were added.",
         retryable=False,  # the uploaded file is deleted when the task ends

@@ -118,3 +118,12 @@ def publish_user_sockets_recheck(*, user_id: int) -> bool:
     """Make every socket of the user re-check its session now; those no longer valid close."""
     message = {"type": "socket.revoke", "recheck": True}
     return _publisher.send((user_sockets_group_name(user_id),), message, wait=True, timeout=CONTROL_SEND_TIMEOUT)
+
+
+def publish_task_removed(*, user_id: int, task_id: str) -> bool:
+    """Tell the owner's open pages and staff that a task was deleted, so that they drop it.
+
+    Waits until Redis has it: a deletion happens once, and no later state repeats it.
+    """
+    message = {"type": "task.removed", "id": task_id}
+    return _publisher.send((user_group_name(user_id), STAFF_GROUP), message, wait=True)

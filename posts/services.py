@@ -50,6 +50,17 @@ def post_create(*, author: AbstractBaseUser, body: str) -> Post:
     return Post.objects.create(author=author, body=body)
 
 
+def post_update(*, post: Post, body: str) -> Post:
+    """A new body; the post keeps its date (and gets a new fingerprint: an import compares both)."""
+    post.body = body
+    post.save(update_fields=["body", "fingerprint"])
+    return post
+
+
+def post_delete(*, post: Post) -> None:
+    post.delete()
+
+
 def posts_seed(*, author: AbstractBaseUser, count: int, on_batch: Callable[[int], None] | None = None) -> int:
     """Bulk-create `count` numbered demo posts for `author`, one transaction per batch."""
     created = 0

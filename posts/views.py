@@ -1,11 +1,17 @@
+"""The posts page: list and write; edit and delete one's own posts (another's is a 404)."""
+
+from __future__ import annotations
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.shortcuts import redirect, render
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods
 
 from .forms import PostForm
 from .models import Post
-from .services import PostingTooFast, post_submit
+from .services import PostingTooFast, post_delete, post_submit, post_update
 
 POSTS_PER_PAGE = 50
 
@@ -29,3 +35,30 @@ def post_list(request):
     if retry_after:
         response["Retry-After"] = str(retry_after)
     return response
+
+
+def _own_post(request: HttpRequest, post_id: int) -> Post:
+    return get_object_or_404(Post.objects.by_author(request.user), pk=post_id)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def post_edit(request: HttpRequest, post_id: int) -> HttpResponse:
+    post = _own_post(request, post_id)
+    form = PostForm(request.POST or None, instance=post)
+    if request.method == "POST" and form.is_valid():
+        post_update(post=post, body=form.cleaned_data["body"])
+        messages.success(request, "Post updated.")
+        return redirect("posts:list")
+    return render(request, "posts/post_edit.html", {"form": form, "post": post}, status=400 if form.errors else 200)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def post_delete_view(request: HttpRequest, post_id: int) -> HttpResponse:
+    post = _own_post(request, post_id)
+    if request.method == "POST":
+        post_delete(post=post)
+        messages.success(request, "Post deleted.")
+        return redirect("posts:list")
+    return render(request, "posts/post_delete.html", {"post": post})

@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.humanize",  # intcomma: 1,500,000 everywhere a count is shown
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
@@ -307,8 +308,12 @@ TASK_RECONCILE_INTERVAL_SECONDS = env.int("TASK_RECONCILE_INTERVAL_SECONDS", def
 TASK_SAFETY_NET_MAX_AGE_SECONDS = env.int("TASK_SAFETY_NET_MAX_AGE_SECONDS", default=60)
 
 # --- Exports (exports/) ---------------------------------------------------------------------
-# Above this size the email carries a download link instead of the file.
-EXPORT_EMAIL_ATTACHMENT_MAX_BYTES = env.int("EXPORT_EMAIL_ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
+# The largest export email, as sent (the gzip-compressed file base64-encoded, plus the text): many
+# mail servers refuse more than 10 MiB. An export that does not fit is emailed as a download link.
+# (EXPORT_EMAIL_ATTACHMENT_MAX_BYTES, its name in earlier releases, is still read.)
+EXPORT_EMAIL_MAX_BYTES = env.int(
+    "EXPORT_EMAIL_MAX_BYTES", default=env.int("EXPORT_EMAIL_ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
+)
 # Rows fetched from the database per round trip while streaming an export.
 EXPORT_CHUNK_SIZE = env.int("EXPORT_CHUNK_SIZE", default=2000)
 # Hard limit for one export job; past it the task ends "failed" with "The posts export timed out."
@@ -336,6 +341,9 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
 X_FRAME_OPTIONS = "DENY"
+# A refused form (most often a tab left open across a sign-out and sign-in) gets the site's page
+# with a way back, not Django's bare 403.
+CSRF_FAILURE_VIEW = "project.views.csrf_failure"
 
 # One strict policy for every page and the admin: scripts, styles and images from this site only,
 # no inline script or style, no plugins, no framing, forms post only here, and WebSockets (the

@@ -1,6 +1,7 @@
 """Root URL map: each app owns its URLs; the admin and the RQ dashboard are for staff."""
 
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
@@ -27,4 +28,9 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    # Pages link their icon (base.html); this answers what browsers and tools ask for regardless.
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=False)),
 ]
+
+# The error pages keep the site's layout (404.html and 403.html need no handler of their own).
+handler500 = "project.views.server_error"

@@ -24,3 +24,7 @@ class TaskNotificationsConsumer(SessionFeedConsumer):
     async def task_update(self, event: dict) -> None:
         """A task changed (sent by notifications.publish as type "task.update")."""
         await self.send_json({"type": "task", "task": event["task"]})
+
+    async def task_removed(self, event: dict) -> None:
+        """A task was deleted (notifications.publish.publish_task_removed, type "task.removed")."""
+        await self.send_json({"type": "task_removed", "id": event["id"]})

@@ -61,6 +61,14 @@ def result_open(name: str) -> IO[bytes]:
     return default_storage.open(name, "rb")
 
 
+def result_size(name: str) -> int | None:
+    """The stored result's size in bytes, or None if storage cannot tell."""
+    try:
+        return default_storage.size(name)
+    except OSError:
+        return None
+
+
 def result_delete(name: str) -> None:
     if name:
         default_storage.delete(name)

@@ -36,6 +36,9 @@ class TaskKind:
     timeout: int | Callable[[], int] = 15 * 60
     # The page of one task of this kind: a URL name taking `task_id`.
     url_name: str = "tasks:detail"
+    # The page listing tasks of this kind (a URL name without arguments): where a deleted task's
+    # page sends the user.
+    list_url_name: str = "tasks:list"
     # After a failure or cancel, once no job is writing any more: remove partial output. Must be
     # idempotent; the core retries it until it returns (tasks/cleanup.py).
     cleanup: Callable[[Task], None] | None = None

@@ -51,8 +51,8 @@ def task_launch_count(user: AbstractBaseUser) -> None:
 def task_quota_check(user: AbstractBaseUser, kind: str) -> None:
     quota = settings.TASK_RESULT_QUOTA_BYTES
     stored = Task.objects.for_user(user).stored_results()
-    used = stored.aggregate(total=Sum("result_bytes"))["total"] or 0
-    latest = stored.of_kind(kind).order_by("-finished_at").values_list("result_bytes", flat=True).first() or 0
+    used = stored.aggregate(total=Sum("file_size"))["total"] or 0
+    latest = stored.of_kind(kind).order_by("-finished_at").values_list("file_size", flat=True).first() or 0
     if used + latest <= quota:
         return
     oldest = stored.order_by("finished_at").values_list("finished_at", flat=True).first()

@@ -78,9 +78,10 @@ class Task(models.Model):
     detail = models.CharField(max_length=200, blank=True)
     error = models.CharField(max_length=500, blank=True)
     file = models.FileField(upload_to="tasks/", blank=True)
-    # The stored result file's size, kept on the row so that a user's quota is one query
-    # (tasks/limits.py); zero once the file is gone.
-    result_bytes = models.PositiveBigIntegerField(default=0)
+    # The result file's size in bytes, recorded once when the task succeeds: pages show it without
+    # asking the storage backend (a network round trip on object storage) for every task listed,
+    # and a user's quota of stored results is one query (tasks/limits.py). None once it is gone.
+    file_size = models.PositiveBigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from django.core.paginator import Page, Paginator
 from django.shortcuts import get_object_or_404
 from django.urls import NoReverseMatch, reverse
 
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     AnyUser = AbstractBaseUser | AnonymousUser
 
 SNAPSHOT_LIMIT = 200
+# Tasks per page of a list (/tasks/, a kind's list, /api/tasks/?page=N).
+TASKS_PER_PAGE = 50
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -62,9 +65,13 @@ def task_to_dict(task: Task) -> dict[str, Any]:
         "url": task_url(task),
         "cancel_url": None if task.is_finished else reverse("tasks:cancel", kwargs={"task_id": task.id}),
         "download_url": reverse("tasks:download", kwargs={"task_id": task.id}) if task_has_file(task) else None,
+        "file_size": task.file_size if task_has_file(task) else None,
+        "delete_url": reverse("tasks:delete", kwargs={"task_id": task.id}) if task.is_finished else None,
+        "user": task.user.get_username(),
         "created_at": _iso(task.created_at),
         "started_at": _iso(task.started_at),
         "finished_at": _iso(task.finished_at),
+        "expired_at": _iso(task.expired_at),
     }
 
 
@@ -76,16 +83,27 @@ def task_get_for_user(*, user: AnyUser, task_id: uuid.UUID | str, kind: str | No
     return get_object_or_404(tasks, pk=task_id)
 
 
-def task_list_for_user(*, user: AnyUser, kind: str | None = None, limit: int = 100) -> list[Task]:
-    tasks: TaskQuerySet = Task.objects.for_user(user)
-    if kind is not None:
-        tasks = tasks.of_kind(kind)
-    return list(tasks[:limit])
+def _tasks_of(user: AnyUser, kind: str | None) -> TaskQuerySet:
+    tasks: TaskQuerySet = Task.objects.for_user(user).select_related("user")
+    return tasks.of_kind(kind) if kind is not None else tasks
+
+
+def task_list_for_user(*, user: AnyUser, kind: str | None = None, limit: int = 5) -> list[Task]:
+    """The user's latest `limit` tasks (of a kind): the short lists beside other content."""
+    return list(_tasks_of(user, kind)[:limit])
+
+
+def task_page_for_user(
+    *, user: AnyUser, kind: str | None = None, page: str | int | None = None, per_page: int = TASKS_PER_PAGE
+) -> Page:
+    """One page of the user's tasks (of a kind), newest first; a page number out of range or not
+    a number gives the nearest page, as a person following an old link would want."""
+    return Paginator(_tasks_of(user, kind), per_page).get_page(page)
 
 
 def task_snapshot_for(*, user: AnyUser, all_users: bool = False) -> list[dict[str, Any]]:
     """What a freshly connected socket is sent: unfinished tasks and those finished in the last hour."""
-    tasks = Task.objects.recent_or_unfinished()
+    tasks = Task.objects.recent_or_unfinished().select_related("user")
     if not all_users:
         tasks = tasks.for_user(user)
     return [task_to_dict(task) for task in tasks[:SNAPSHOT_LIMIT]]

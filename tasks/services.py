@@ -1,4 +1,4 @@
-"""Task use cases for any kind: launch, cancel, and expire old results.
+"""Task use cases for any kind: launch, cancel, delete, and expire old results.
 
 Launching records the row first (its UUID is also the job id) and enqueues only once the
 transaction has committed, so a worker can never look for a row that does not exist yet.
@@ -6,6 +6,7 @@ transaction has committed, so a worker can never look for a row that does not ex
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 from datetime import timedelta
@@ -18,11 +19,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from notifications.publish import publish_task_removed
+
 from .cleanup import task_cleanup
 from .files import input_path, result_delete, results_discard, work_files_discard
 from .kinds import get_kind
 from .limits import task_launch_count, task_quota_check
-from .models import Task
+from .models import Task, TaskQuerySet
 from .queue import task_job_enqueue, task_job_stop, task_jobs_delete
 from .reconcile import task_reconcile
 from .state import task_announce, task_mark_cancelled, task_mark_expired
@@ -46,6 +49,18 @@ class TaskAlreadyRunning(Exception):
 class TaskAlreadyFinished(Exception):
     def __init__(self, task: Task) -> None:
         super().__init__(f"This {task.label.lower()} {_ALREADY.get(task.status, 'has already ended')}.")
+        self.task = task
+
+
+class TaskNotDeletable(Exception):
+    """The task is still running, or its cleanup is still owed: deleting it now would orphan files."""
+
+    def __init__(self, task: Task) -> None:
+        if task.is_finished:
+            message = f"This {task.label.lower()} is still being cleaned up. Try again in a moment."
+        else:
+            message = f"This {task.label.lower()} is still in progress: cancel it first."
+        super().__init__(message)
         self.task = task
 
 
@@ -134,6 +149,53 @@ def task_cancel(*, task: Task) -> Task:
     if not task_job_stop(str(task.id)):
         task_cleanup(task.id)  # no work horse is writing for it: clean up now
     return cancelled
+
+
+def task_delete(*, task: Task) -> None:
+    """Delete a finished task and its result file; every open page drops it (a `task_removed`
+    message). Raises TaskNotDeletable for an unfinished task: its job may still be writing."""
+    if not _tasks_delete(Task.objects.filter(pk=task.pk)):
+        task.refresh_from_db()
+        raise TaskNotDeletable(task)
+
+
+def tasks_clear_finished(*, user: AbstractBaseUser, kind: str | None = None) -> int:
+    """Delete the user's finished tasks (of one kind) and their files; returns how many."""
+    tasks = Task.objects.for_user(user)
+    return _tasks_delete(tasks.of_kind(kind) if kind else tasks)
+
+
+def _tasks_delete(tasks: TaskQuerySet) -> int:
+    # Only finished tasks whose cleanup is done: no job writes for them and nothing of theirs is
+    # owed to the safety net, which finds its work through these very rows.
+    deletable = tasks.finished().filter(needs_cleanup=False)
+    with transaction.atomic():
+        gone = list(deletable.values_list("id", "user_id", "file"))
+        Task.objects.filter(pk__in=[task_id for task_id, _, _ in gone]).delete()
+    # Files and pages only once the rows are gone for good: a rolled-back delete keeps its files.
+    transaction.on_commit(partial(_results_forget, gone))
+    return len(gone)
+
+
+def tasks_forget_user(*, user: AbstractBaseUser) -> None:
+    """Before a user is deleted: cancel their unfinished tasks, and once the deletion commits,
+    delete every task's files and tell open pages. The rows go with the user (on_delete=CASCADE)."""
+    for task in Task.objects.for_user(user).unfinished():
+        with contextlib.suppress(TaskAlreadyFinished):  # it ended meanwhile: nothing to stop
+            task_cancel(task=task)
+    gone = list(Task.objects.for_user(user).values_list("id", "user_id", "file"))
+    transaction.on_commit(partial(_results_forget, gone))
+
+
+def _results_forget(gone: list[tuple[Any, int, str]]) -> None:
+    for task_id, user_id, file_name in gone:
+        try:
+            result_delete(file_name)
+            results_discard(task_id)
+            work_files_discard(task_id)
+        except OSError:
+            logger.exception("Could not delete the files of deleted task %s", task_id)
+        publish_task_removed(user_id=user_id, task_id=str(task_id))
 
 
 def tasks_expire() -> int:

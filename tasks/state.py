@@ -11,13 +11,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from notifications.publish import publish_task_update
 
+from .files import result_size
 from .models import Task
 from .selectors import task_to_dict
 
@@ -48,7 +48,7 @@ def _update(task_id: TaskId, transition: str, **changes: Any) -> bool:
 
 def _publish(task_id: TaskId, *, wait: bool) -> Task:
     """Push the row as it now is. `wait` (final states) blocks until the channel layer has it."""
-    task = Task.objects.get(pk=task_id)
+    task = Task.objects.select_related("user").get(pk=task_id)
     publish_task_update(user_id=task.user_id, task=task_to_dict(task), wait=wait)
     return task
 
@@ -87,18 +87,11 @@ def task_mark_succeeded(
     """The final success, and `commit` (the job's one small revealing write) in the same transaction."""
     with transaction.atomic():
         changes = {"status": Status.SUCCEEDED, "progress": 100, "detail": detail, "finished_at": timezone.now()}
-        result_bytes = _stored_size(file_name)
-        updated = _update(task_id, "succeed", file=file_name, result_bytes=result_bytes, **changes)
+        size = result_size(file_name) if file_name else None
+        updated = _update(task_id, "succeed", file=file_name, file_size=size, **changes)
         if updated and commit is not None:
             commit()
     return _publish(task_id, wait=True) if updated else None
-
-
-def _stored_size(name: str) -> int:
-    try:
-        return default_storage.size(name) if name else 0
-    except OSError:
-        return 0  # counted as nothing rather than failing a finished task
 
 
 def task_mark_failed(task_id: TaskId, *, error: str) -> Task | None:
@@ -131,7 +124,7 @@ def task_mark_expired(task_id: TaskId) -> Task | None:
         "expire",
         wait=True,
         file="",
-        result_bytes=0,
+        file_size=None,
         expired_at=timezone.now(),
-        detail="The file has expired and was deleted. Start a new task to get a fresh copy.",
+        detail="The file was deleted after the retention period. Start a new one to get a fresh copy.",
     )

@@ -6,20 +6,38 @@ Kinds reuse these views for their own URLs (`/exports/<id>/`, `/imports/<id>/can
 
 from __future__ import annotations
 
-import mimetypes
 from collections.abc import Callable
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.urls import NoReverseMatch, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .http import login_required_json_or_redirect, wants_json
+from .http import file_download_response, login_required_json_or_redirect, wants_json
+from .kinds import UnknownTaskKind
 from .limits import TaskLaunchLimited, TaskQuotaExceeded
 from .models import Task
-from .selectors import task_get_for_user, task_has_file, task_list_for_user, task_snapshot_for, task_to_dict
-from .services import QueueUnavailable, TaskAlreadyFinished, TaskAlreadyRunning, task_cancel
+from .selectors import (
+    task_get_for_user,
+    task_has_file,
+    task_page_for_user,
+    task_snapshot_for,
+    task_to_dict,
+    task_url,
+)
+from .services import (
+    QueueUnavailable,
+    TaskAlreadyFinished,
+    TaskAlreadyRunning,
+    TaskNotDeletable,
+    task_cancel,
+    task_delete,
+    tasks_clear_finished,
+)
 
 
 def task_launch_response(
@@ -64,7 +82,8 @@ def _refused(
 @require_GET
 @login_required
 def task_list_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "tasks/task_list.html", {"tasks": task_list_for_user(user=request.user)})
+    page = task_page_for_user(user=request.user, page=request.GET.get("page"))
+    return render(request, "tasks/task_list.html", {"page_obj": page, "tasks": page})
 
 
 @require_GET
@@ -93,22 +112,66 @@ def task_cancel_view(request: HttpRequest, task_id: str, kind: str | None = None
     return redirect(task_to_dict(task)["url"])
 
 
-@require_GET
+@require_http_methods(["GET", "HEAD"])
 @login_required
-def task_download(request: HttpRequest, task_id: str, kind: str | None = None) -> FileResponse:
+def task_download(request: HttpRequest, task_id: str, kind: str | None = None) -> HttpResponseBase:
     task = task_get_for_user(user=request.user, task_id=task_id, kind=kind)
     if not task_has_file(task):
-        raise Http404("This task has no file to download.")
+        return _file_gone(request, task)
     try:
         handle = task.file.open("rb")
+        size = task.file.size
     except FileNotFoundError:
-        raise Http404("This task's file is no longer available.") from None
+        return _file_gone(request, task)
     name = task.kind_spec.download_name(task)
-    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    response = FileResponse(handle, as_attachment=True, filename=name, content_type=content_type)
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, no-store"
-    return response
+    etag = f'"{task.id}-{size}"'
+    return file_download_response(request, handle, size=size, filename=name, etag=etag)
+
+
+def _file_gone(request: HttpRequest, task: Task) -> HttpResponse:
+    """A download that is not (or no longer) there: a page that says why and links back, not a bare 404."""
+    return render(request, "tasks/file_gone.html", {"task": task, "task_json": task_to_dict(task)}, status=404)
+
+
+def _list_url(request: HttpRequest, task: Task | None) -> str:
+    """Where to go after a deletion: the page the form came from (`next`), else the kind's list."""
+    target = request.POST.get("next", "")
+    own_page = task_url(task) if task is not None else None
+    if target and target != own_page and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    try:
+        return reverse(task.kind_spec.list_url_name) if task is not None else reverse("tasks:list")
+    except (UnknownTaskKind, NoReverseMatch):
+        return reverse("tasks:list")
+
+
+@require_POST
+@login_required_json_or_redirect
+def task_delete_view(request: HttpRequest, task_id: str, kind: str | None = None) -> HttpResponse:
+    task = task_get_for_user(user=request.user, task_id=task_id, kind=kind)
+    try:
+        task_delete(task=task)
+    except TaskNotDeletable as exc:
+        if wants_json(request):
+            return JsonResponse(task_to_dict(exc.task), status=409)
+        messages.info(request, str(exc))
+        return redirect(task_to_dict(exc.task)["url"])
+    if wants_json(request):
+        return JsonResponse({"deleted": str(task.id)})
+    messages.success(request, f"{task.label} deleted.")
+    return redirect(_list_url(request, task))
+
+
+@require_POST
+@login_required_json_or_redirect
+def task_clear_view(request: HttpRequest) -> HttpResponse:
+    """Delete the user's finished tasks, of one kind if the form says which (`kind`)."""
+    kind = request.POST.get("kind") or None
+    cleared = tasks_clear_finished(user=request.user, kind=kind)
+    if wants_json(request):
+        return JsonResponse({"deleted": cleared})
+    messages.success(request, f"Cleared {cleared:,} finished task{'s' if cleared != 1 else ''}.")
+    return redirect(_list_url(request, None))
 
 
 @require_GET
@@ -117,8 +180,19 @@ def api_task_list(request: HttpRequest) -> JsonResponse:
     # ?scope=all is the staff feed (the admin's polling fallback): every user's recent tasks.
     if request.GET.get("scope") == "all" and request.user.is_staff:
         return JsonResponse({"tasks": task_snapshot_for(user=request.user, all_users=True)})
-    tasks = task_list_for_user(user=request.user)
-    return JsonResponse({"tasks": [task_to_dict(task) for task in tasks]})
+    # Newest first, TASKS_PER_PAGE a page: ?page=2 and so on, each page linking to the next.
+    page = task_page_for_user(user=request.user, page=request.GET.get("page"))
+    path = request.path
+    return JsonResponse(
+        {
+            "tasks": [task_to_dict(task) for task in page],
+            "count": page.paginator.count,
+            "page": page.number,
+            "pages": page.paginator.num_pages,
+            "next": f"{path}?page={page.next_page_number()}" if page.has_next() else None,
+            "previous": f"{path}?page={page.previous_page_number()}" if page.has_previous() else None,
+        }
+    )
 
 
 @require_GET

@@ -15,8 +15,12 @@ TASK_KEYS = frozenset(
         "detail",
         "error",
         "download_url",
+        "file_size",
+        "delete_url",
+        "user",
         "created_at",
         "started_at",
         "finished_at",
+        "expired_at",
     }
 )

@@ -43,3 +43,12 @@ def test_the_readme_example_is_a_working_kind(db, queue, django_capture_on_commi
     assert (task.status, task.detail, task.label) == ("succeeded", "5 different words", "Word count")
     assert task.file.open("rb").read().decode().splitlines()[0] == "the,3"
     assert get_kind("count_words").job_timeout() == 600
+
+
+def test_the_readme_answers_what_a_newcomer_tripped_on():
+    readme = (ROOT / "README.md").read_text()
+    assert "WEB_PORT=8001 make run" in readme, "serving on another port"
+    assert "CHANNEL_LAYER_PREFIX" in readme and "Two instances on one Redis" in readme
+    assert "filemail:////" in readme, "an absolute path for file emails has four slashes"
+    assert "python manage.py collectstatic" in readme and "DEBUG=0" in readme
+    assert "seed_posts alice 100000 --password" in readme

@@ -78,8 +78,15 @@ def test_staff_and_superusers_see_every_users_tasks_with_progress_bars(request, 
         )
     assert "The export timed out." in page
     assert "60.0 s" in page, "the duration of bob's task"
-    # The staff feed keeps the list live.
+    # The staff feed keeps the list live: the task, and the finished and duration columns too.
     assert re.search(r'<script src="/static/tasks/live\.js"[^>]*data-scope="all"', page)
+    bob = tasks["bob_succeeded"]
+    finished = f'<time data-field="finished" datetime="{bob.finished_at.isoformat()}">'
+    assert re.search(rf'<span class="task-cell" data-task-id="{bob.id}"[^>]*>{re.escape(finished)}', page)
+    assert re.search(rf'data-task-id="{bob.id}"[^>]*><span data-field="duration">60.0 s</span>', page)
+    assert f'<time datetime="{bob.created_at.isoformat()}">{bob.created_at:%Y-%m-%d %H:%M:%S} UTC</time>' in page
+    # New tasks join the unfiltered first page: the row that live.js clones is there.
+    assert "data-admin-task-rows" in page and '<template id="admin-task-row">' in page
 
 
 def test_the_admin_index_lists_tasks_for_staff_without_permissions(client_for, staff):
@@ -91,6 +98,7 @@ def test_the_admin_index_lists_tasks_for_staff_without_permissions(client_for, s
 def test_filter_by_status(client_for, staff, tasks):
     response = client_for(staff).get(CHANGELIST + "?status__exact=failed")
     assert listed_ids(response) == [str(tasks["alice_failed"].id)]
+    assert "data-admin-task-rows" not in response.content.decode(), "a filtered list takes no new rows live"
     response = client_for(staff).get(CHANGELIST + "?status__exact=cancelled")
     assert listed_ids(response) == []
 
@@ -127,6 +135,9 @@ def test_change_page_is_read_only(request, client_for, tasks, who):
     assert response.status_code == 200
     page = response.content.decode()
     assert "The export timed out." in page
+    created = task.created_at.isoformat()
+    assert f'<time datetime="{created}">{task.created_at:%Y-%m-%d %H:%M:%S} UTC</time>' in page, "one time format"
+    assert "tasks/live.js" in page, "which shows it in the reader's zone, as on the list"
     assert 'name="_save"' not in page and 'name="_continue"' not in page
     assert "<textarea" not in page and 'name="status"' not in page and 'name="progress"' not in page
 

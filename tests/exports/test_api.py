@@ -47,7 +47,7 @@ def test_task_list_is_empty_for_a_user_without_tasks(user_client, other_user):
     TaskFactory(user=other_user)
     response = user_client.get("/api/tasks/")
     assert response.status_code == 200
-    assert response.json() == {"tasks": []}
+    assert response.json() == {"tasks": [], "count": 0, "page": 1, "pages": 1, "next": None, "previous": None}
 
 
 def test_task_detail_for_my_own_task(user_client, user):
@@ -59,6 +59,7 @@ def test_task_detail_for_my_own_task(user_client, user):
         seq=7,
         detail="3 posts exported",
         file=f"exports/{user.pk}/x.json",
+        file_size=2048,
         created_at=created,
         started_at=created + timedelta(seconds=1),
         finished_at=created + timedelta(seconds=2),
@@ -80,9 +81,13 @@ def test_task_detail_for_my_own_task(user_client, user):
         "url": f"/exports/{task.id}/",
         "cancel_url": None,
         "download_url": f"/tasks/{task.id}/download/",
+        "file_size": 2048,
+        "delete_url": f"/tasks/{task.id}/delete/",
+        "user": user.username,
         "created_at": created.isoformat(),
         "started_at": (created + timedelta(seconds=1)).isoformat(),
         "finished_at": (created + timedelta(seconds=2)).isoformat(),
+        "expired_at": None,
     }
 
 
@@ -92,6 +97,22 @@ def test_queued_task_detail_has_null_times_and_no_download(user_client, user):
     assert set(body) == TASK_KEYS
     assert body["status"] == "queued" and body["progress"] == 0
     assert body["started_at"] is None and body["finished_at"] is None and body["download_url"] is None
+    assert body["delete_url"] is None, "an unfinished task cannot be deleted"
+    assert body["file_size"] is None and body["expired_at"] is None
+
+
+def test_the_task_list_is_paginated_and_says_how_to_get_every_page(user_client, user):
+    """Docs: GET /api/tasks/ has every task, TASKS_PER_PAGE a page, newest first, with next/previous."""
+    tasks = [TaskFactory(user=user, status=Task.Status.FAILED, created_at=ago(minutes=i)) for i in range(53)]
+
+    first = user_client.get("/api/tasks/").json()
+    assert (first["count"], first["page"], first["pages"]) == (53, 1, 2)
+    assert first["previous"] is None and first["next"] == "/api/tasks/?page=2"
+    second = user_client.get(first["next"]).json()
+    assert second["next"] is None and second["previous"] == "/api/tasks/?page=1"
+    listed = [t["id"] for t in first["tasks"] + second["tasks"]]
+    assert listed == [str(t.id) for t in tasks], "every task once, newest first"
+    assert len(first["tasks"]) == 50
 
 
 @pytest.mark.parametrize("url_index", [0, 1, 2], ids=["api", "page", "download"])
@@ -151,7 +172,7 @@ def test_staff_scope_all_sees_other_users_recent_tasks(client_for, user, other_u
     assert [t["id"] for t in tasks] == [str(just_failed.id), str(queued.id)]
     assert all(set(t) == TASK_KEYS for t in tasks)
     # Without the scope, staff see their own (here: no) tasks like everyone else.
-    assert client_for(staff).get("/api/tasks/").json() == {"tasks": []}
+    assert client_for(staff).get("/api/tasks/").json()["tasks"] == []
 
 
 def test_non_staff_scope_all_sees_only_own_tasks(user_client, user, other_user):

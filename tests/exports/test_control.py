@@ -167,9 +167,18 @@ def test_expired_exports_lose_their_file_and_say_so(
     assert task.expired_at and not task.file
     assert not task.file.storage.exists(stored)
     assert user_client.get(f"/api/tasks/{task.id}/").json()["download_url"] is None
-    assert user_client.get(reverse("exports:download", args=[task.id])).status_code == 404
-    page = user_client.get(reverse("exports:detail", args=[task.id])).content
-    assert b"Expired" in page and b"The file has expired and was deleted." in page
+    gone = user_client.get(reverse("exports:download", args=[task.id]))
+    assert gone.status_code == 404
+    # Not Django's bare "Not Found": the site's page, saying why, with a way back.
+    assert b"deleted after the retention period" in gone.content and b'class="site-header"' in gone.content
+    assert f'href="/exports/{task.id}/"'.encode() in gone.content
+    page = user_client.get(reverse("exports:detail", args=[task.id])).content.decode()
+    assert ">Expired<" in page and "The file was deleted after the retention period." in page
+    assert page.count("retention period") == 1, "one expiry notice, not two"
+    assert "data-expired" in page, "styled as expired (a grey bar), not as a fresh success"
+    listed = user_client.get("/exports/").content.decode()
+    row = listed.split(f'data-task-id="{task.id}"', 1)[1].split('data-task-id="', 1)[0]
+    assert ">Expired<" in row and ">Succeeded<" not in row
     fresh.refresh_from_db()
     assert fresh.expired_at is None
 

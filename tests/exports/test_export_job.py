@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import re
 
 import pytest
 from django.core import mail
@@ -57,8 +59,11 @@ def test_export_writes_every_post_byte_exactly_and_emails_it(user, queue, django
     (message,) = mail.outbox
     assert message.to == [user.email]
     (attachment,) = message.attachments
-    assert attachment.filename == f"posts-{user.username}-{task.created_at:%Y-%m-%d}.json"
-    assert attachment.content == raw or attachment.content == raw.decode()
+    assert attachment.filename == f"posts-{user.username}-{task.created_at:%Y-%m-%d}.json.gz"
+    assert attachment.mimetype == "application/gzip"
+    assert gzip.decompress(attachment.content) == raw
+    assert "Your export of 5 posts is ready" in message.body and "times in this email are UTC" in message.body
+    assert re.search(r"kept for 7 days, until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", message.body), message.body
 
 
 def test_user_without_posts_gets_an_empty_valid_export(user, queue, django_capture_on_commit_callbacks):
@@ -71,7 +76,7 @@ def test_user_without_posts_gets_an_empty_valid_export(user, queue, django_captu
 
 
 def test_large_export_is_emailed_as_a_link(user, queue, settings, django_capture_on_commit_callbacks):
-    settings.EXPORT_EMAIL_ATTACHMENT_MAX_BYTES = 100
+    settings.EXPORT_EMAIL_MAX_BYTES = 100
     PostFactory.create_batch(5, author=user)
     task = launch_and_run(user, queue, django_capture_on_commit_callbacks)
     assert task.status == Task.Status.SUCCEEDED

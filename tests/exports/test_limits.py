@@ -80,10 +80,10 @@ def test_a_launch_that_would_pass_the_storage_quota_is_refused_with_409(settings
     assert run_burst_worker(worker_env).returncode == 0
     done = Task.objects.get(pk=first["id"])
     assert done.status == "succeeded"
-    assert done.result_bytes == default_storage.size(done.file.name) > 0, "the row knows its file's size"
+    assert done.file_size == default_storage.size(done.file.name) > 0, "the row knows its file's size"
 
     # Stored: one file. The next export will be about as large: 2 files must fit.
-    settings.TASK_RESULT_QUOTA_BYTES = int(done.result_bytes * 1.5)
+    settings.TASK_RESULT_QUOTA_BYTES = int(done.file_size * 1.5)
     response = client.post("/exports/", **JSON)
     assert response.status_code == 409
     error = response.json()["error"]
@@ -92,5 +92,5 @@ def test_a_launch_that_would_pass_the_storage_quota_is_refused_with_409(settings
     assert page.status_code == 409 and "Your stored files take" in page.content.decode()
     assert Task.objects.filter(user=user).count() == 1
 
-    settings.TASK_RESULT_QUOTA_BYTES = done.result_bytes * 2
+    settings.TASK_RESULT_QUOTA_BYTES = done.file_size * 2
     assert client.post("/exports/", **JSON).status_code == 202, "within the quota again"

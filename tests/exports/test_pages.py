@@ -45,7 +45,7 @@ def test_export_list_shows_my_tasks_newest_first(user_client, user, other_user):
     rows = re.findall(r'<div class="task" data-task-id="([0-9a-f-]{36})"', page)
     assert rows == [str(new.id), str(middle.id), str(old.id)]
     assert str(theirs.id) not in page
-    assert f'href="/exports/{new.id}/"' in page
+    assert page.count(f'href="/exports/{new.id}/"') == 1, "one link per row to the task's page"
     assert "Running" in page and "30%" in page
     assert 'id="export-button"' in page
 
@@ -140,3 +140,28 @@ def test_anonymous_layout_has_neither(db):
 
 def test_the_live_script_the_layout_points_at_exists():
     assert finders.find("tasks/live.js")
+
+
+# --- Pages of tasks ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/exports/", "/tasks/"])
+def test_long_lists_are_paged_and_only_the_first_page_takes_new_tasks_live(user_client, user, path):
+    tasks = [TaskFactory(user=user, status=Task.Status.FAILED, created_at=ago(minutes=i)) for i in range(120)]
+
+    first = html(user_client.get(path))
+    assert re.findall(r'<div class="task" data-task-id="([0-9a-f-]{36})"', first) == [str(t.id) for t in tasks[:50]]
+    assert "Page 1 of 3 (120 in all)" in first and 'href="?page=2">Older' in first
+    assert re.search(r'data-task-list data-kind="[a-z_]*" data-page-size="50">', first), "live, 50 a page"
+
+    last = html(user_client.get(path + "?page=3"))
+    assert len(re.findall(r'<div class="task" data-task-id="[0-9a-f]', last)) == 20
+    assert "data-no-new" in last, "a new task belongs on page 1, not here"
+    assert "Page 3 of 3" in html(user_client.get(path + "?page=99")), "past the end: the last page"
+
+
+def test_times_are_rendered_once_in_utc_for_live_js_to_localize(user_client, user):
+    task = TaskFactory(user=user, created_at=timezone.now().replace(microsecond=0))
+    page = html(user_client.get("/exports/"))
+    iso = task.created_at.isoformat()
+    assert f'datetime="{iso}">{task.created_at:%Y-%m-%d %H:%M:%S} UTC</time>' in page

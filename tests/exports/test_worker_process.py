@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from datetime import date
 
@@ -42,6 +43,6 @@ def test_rqworker_process_runs_an_export_end_to_end(queue, smtp_server):
     (message,) = smtp_server.messages
     assert message["To"] == user.email
     attachments = [part for part in message.walk() if part.get_filename()]
-    assert [part.get_filename() for part in attachments] == [f"posts-{user.username}-{date.today():%Y-%m-%d}.json"]
-    assert json.loads(attachments[0].get_payload(decode=True)) == data
+    assert [part.get_filename() for part in attachments] == [f"posts-{user.username}-{date.today():%Y-%m-%d}.json.gz"]
+    assert json.loads(gzip.decompress(attachments[0].get_payload(decode=True))) == data
     assert Task.objects.get(pk=task_id).finished_at is not None

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC
+
 import pytest
 from django.test import Client
 
 from posts.forms import POST_BODY_MAX_LENGTH
-from posts.models import Post
+from posts.models import Post, post_fingerprint
 from tests.factories import PostFactory
 
 URL = "/posts/"
@@ -135,3 +138,79 @@ def test_pages_split_long_lists(user_client, user):
     assert "Page 1 of 2" in page and page.count('class="card post"') == 50
     page2 = user_client.get(URL + "?page=2").content.decode()
     assert page2.count('class="card post"') == 1
+
+
+# --- Counts, times, long posts, edit and delete ------------------------------------------------
+
+
+def test_counts_and_times_are_written_for_people(user_client, user):
+    PostFactory.create_batch(2, author=user)
+    page = user_client.get(URL).content.decode()
+    assert "2 posts." in page
+    post = Post.objects.filter(author=user).first()
+    utc = post.created_at.astimezone(UTC)
+    # A <time> with the UTC instant for machines, and readable UTC text without script (live.js
+    # then shows it in the reader's own zone).
+    assert f'<time datetime="{utc.isoformat()}">{utc:%Y-%m-%d %H:%M:%S} UTC</time>' in page
+
+
+def test_the_post_count_has_thousands_separators(user_client, user, monkeypatch):
+    from django.core.paginator import Paginator
+
+    monkeypatch.setattr(Paginator, "count", 300_000)
+    assert "300,000 posts." in user_client.get(URL).content.decode()
+
+
+def test_a_long_post_shows_its_beginning_and_the_rest_on_demand(user_client, user):
+    long_body = "word " * 2_000
+    PostFactory(author=user, body=long_body)
+    PostFactory(author=user, body="short and sweet")
+
+    page = user_client.get(URL).content.decode()
+
+    preview = re.search(r'<p class="body preview">(.*?)</p>', page, re.S).group(1)
+    assert 300 < len(preview) < 700 and preview.endswith("…")
+    assert "Show the whole post (10,000 characters)" in page
+    whole = re.search(r'<details class="more">.*?<p class="body">(.*?)</p>', page, re.S).group(1)
+    assert whole == long_body, "the whole post is on the page, in a closed <details> (no script needed)"
+    assert '<p class="body">short and sweet</p>' in page
+    assert "<script>" not in page and " style=" not in page and "onclick" not in page
+
+
+def test_a_post_can_be_edited_by_its_author(user_client, user):
+    post = PostFactory(author=user, body="first draft")
+    assert "first draft" in user_client.get(f"/posts/{post.id}/edit/").content.decode()
+    assert user_client.post(f"/posts/{post.id}/edit/", {"body": "  "}).status_code == 400
+    response = user_client.post(f"/posts/{post.id}/edit/", {"body": "second draft"})
+    assert response.status_code == 302 and response["Location"] == URL
+    post.refresh_from_db()
+    assert post.body == "second draft"
+    assert post.fingerprint == post_fingerprint("second draft", post.created_at), "imports still match it"
+
+
+def test_a_post_can_be_deleted_by_its_author_after_a_confirmation(user_client, user):
+    post = PostFactory(author=user, body="regrettable")
+    page = user_client.get(f"/posts/{post.id}/delete/").content.decode()
+    assert "regrettable" in page and "Delete the post" in page
+    assert Post.objects.filter(pk=post.pk).exists(), "GET only asks"
+    response = user_client.post(f"/posts/{post.id}/delete/")
+    assert response.status_code == 302 and response["Location"] == URL
+    assert not Post.objects.filter(pk=post.pk).exists()
+
+
+def test_another_users_post_cannot_be_edited_or_deleted(user_client, other_user):
+    theirs = PostFactory(author=other_user, body="not yours")
+    for url in (f"/posts/{theirs.id}/edit/", f"/posts/{theirs.id}/delete/"):
+        assert user_client.get(url).status_code == 404
+        assert user_client.post(url, {"body": "hijacked"}).status_code == 404
+    theirs.refresh_from_db()
+    assert theirs.body == "not yours"
+
+
+def test_edit_and_delete_need_a_csrf_token(user, client_for):
+    post = PostFactory(author=user, body="kept")
+    client = client_for(user, enforce_csrf_checks=True)
+    assert client.post(f"/posts/{post.id}/edit/", {"body": "x"}).status_code == 403
+    assert client.post(f"/posts/{post.id}/delete/").status_code == 403
+    post.refresh_from_db()
+    assert post.body == "kept"

@@ -3,8 +3,10 @@
  *
  * It knows no kind of task. Every element with data-task-id is filled from the Task JSON; a task
  * that appears while the page is open is added, by cloning <template id="task-template"> (the one
- * task markup, tasks/_task.html), to each [data-task-list] that takes its kind and to the
- * running-tasks bar. Its settings come from its own <script> tag's data attributes. */
+ * task markup, tasks/_task.html), to each [data-task-list] that takes its kind, to the running-tasks
+ * bar, and (staff) to the admin's change list; a task deleted anywhere leaves every page. It also
+ * shows every <time datetime> in the reader's own time zone and locale. Its settings come from its
+ * own <script> tag's data attributes; the pages carry no inline script (Content-Security-Policy). */
 "use strict";
 
 (() => {
@@ -19,6 +21,7 @@
 
   const isFinished = (task) => task.status !== "queued" && task.status !== "running";
 
+  // One format for every time on every page: the reader's locale and zone, to the second.
   const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
 
   /* A <time datetime> in the reader's own zone and locale; the UTC value stays in the attribute. */
@@ -28,8 +31,37 @@
     const date = new Date(value);
     if (!Number.isNaN(date.getTime())) {
       node.textContent = dateFormat.format(date);
-      node.title = date.toISOString();
+      node.title = `${date.toISOString().replace("T", " ").slice(0, 19)} UTC`;
     }
+  };
+
+  const setTime = (node, value) => {
+    if (value) {
+      node.setAttribute("datetime", value);
+      localizeTime(node);
+    } else {
+      node.removeAttribute("datetime");
+      node.textContent = "—";
+    }
+  };
+
+  /* As Django's filesizeformat, so that a size pushed live reads like one rendered by the server. */
+  const formatSize = (bytes) => {
+    if (bytes < 1024) return `${bytes} byte${bytes === 1 ? "" : "s"}`;
+    const units = ["KB", "MB", "GB", "TB"];
+    let value = bytes / 1024;
+    let unit = 0;
+    while (value >= 1024 && unit < units.length - 1) {
+      value /= 1024;
+      unit += 1;
+    }
+    return `${value.toFixed(1)} ${units[unit]}`;
+  };
+
+  const durationText = (task) => {
+    if (!task.started_at) return "—";
+    const end = task.finished_at ? Date.parse(task.finished_at) : Date.now();
+    return `${((end - Date.parse(task.started_at)) / 1000).toFixed(1)} s`;
   };
 
   const formatSeconds = (seconds) => {
@@ -55,9 +87,20 @@
       node.textContent = task.label;
       node.href = task.url;
     },
-    created: (node, task) => {
-      node.setAttribute("datetime", task.created_at);
-      localizeTime(node);
+    created: (node, task) => setTime(node, task.created_at),
+    finished: (node, task) => setTime(node, task.finished_at),
+    duration: (node, task) => {
+      node.textContent = durationText(task);
+    },
+    user: (node, task) => {
+      node.textContent = task.user;
+    },
+    /* The admin's row: its checkbox selects this task for an action, its first cell opens it. */
+    select: (node, task) => {
+      node.value = task.id;
+    },
+    change: (node, task) => {
+      node.href = node.dataset.hrefPattern.replace("00000000-0000-0000-0000-000000000000", task.id);
     },
     status: (node, task) => {
       node.textContent = task.status_display;
@@ -84,9 +127,16 @@
       const link = node.querySelector("a");
       if (link && task.download_url) link.href = task.download_url;
     },
+    size: (node, task) => {
+      node.textContent = task.file_size == null ? "" : `(${formatSize(task.file_size)})`;
+    },
     cancel: (node, task) => {
       node.hidden = !task.cancel_url;
       if (task.cancel_url) node.action = task.cancel_url;
+    },
+    delete: (node, task) => {
+      node.hidden = !task.delete_url;
+      if (task.delete_url) node.action = task.delete_url;
     },
   };
 
@@ -95,22 +145,67 @@
     root.dataset.kind = task.kind;
     root.dataset.status = task.status;
     root.dataset.seq = task.seq;
+    root.toggleAttribute("data-expired", Boolean(task.expired_at));
     for (const node of root.querySelectorAll("[data-field]")) {
       FIELDS[node.dataset.field]?.(node, task);
     }
   };
 
+  const DISMISSED_KEY = "tasks.dismissed";
+  const DISMISSED_KEEP = 50;
+
+  /* Chips the reader closed stay closed across reloads (in this browser). */
+  const dismissed = {
+    load() {
+      try {
+        return JSON.parse(localStorage.getItem(DISMISSED_KEY)) || [];
+      } catch {
+        return [];
+      }
+    },
+    has(id) {
+      return this.load().includes(id);
+    },
+    add(id) {
+      try {
+        localStorage.setItem(DISMISSED_KEY, JSON.stringify([id, ...this.load()].slice(0, DISMISSED_KEEP)));
+      } catch {
+        // storage refused (private mode): dismissed for this page only
+      }
+    },
+  };
+
+  const byId = (id) => `[data-task-id="${CSS.escape(id)}"]`;
+
   class TaskPage {
     constructor() {
       this.tasks = new Map(); // id -> the newest Task seen (highest seq)
+      this.removed = new Set(); // ids deleted while the page is open: never shown again
       this.template = document.getElementById("task-template");
+      this.rowTemplate = document.getElementById("admin-task-row");
+      this.adminRows = document.querySelector("[data-admin-task-rows] #result_list tbody");
       this.bar = document.getElementById("running-tasks");
+      this.announcer = document.getElementById("task-announcer");
       for (const node of document.querySelectorAll("time[datetime]")) localizeTime(node);
+      this.bar?.addEventListener("click", (event) => {
+        const button = event.target.closest("[data-dismiss]");
+        const chip = button?.closest("[data-task-id]");
+        if (!chip) return;
+        dismissed.add(chip.dataset.taskId);
+        chip.remove();
+        this.bar.hidden = !this.bar.querySelector("[data-task-id]");
+      });
+      // "Delete" asks first; no inline handler (the Content-Security-Policy forbids them).
+      document.addEventListener("submit", (event) => {
+        const question = event.target.dataset?.confirm;
+        if (question && !window.confirm(question)) event.preventDefault();
+      });
     }
 
     /* Keep a task only if it is newer than what we show: progress never goes backwards. What the
      * server rendered into the page counts as shown, so an older message cannot undo it either. */
     accept(task) {
+      if (this.removed.has(task.id)) return false;
       const known = this.tasks.get(task.id);
       if (known ? known.seq >= task.seq : this.renderedSeq(task.id) > task.seq) return false;
       this.tasks.set(task.id, task);
@@ -118,54 +213,101 @@
     }
 
     renderedSeq(id) {
-      const shown = document.querySelector(`[data-task-id="${CSS.escape(id)}"]`);
+      const shown = document.querySelector(byId(id));
       const seq = shown ? Number.parseInt(shown.dataset.seq, 10) : Number.NaN;
       return Number.isNaN(seq) ? -1 : seq;
     }
 
-    clone(task) {
-      const node = this.template.content.firstElementChild.cloneNode(true);
-      fill(node, task);
+    renderedStatus(id) {
+      return document.querySelector(byId(id))?.dataset.status;
+    }
+
+    clone(template, task) {
+      const node = template.content.firstElementChild.cloneNode(true);
+      for (const root of [node, ...node.querySelectorAll("[data-task-id]")]) fill(root, task);
       return node;
     }
 
-    /* A task that is not on the page yet joins every live list that takes its kind. */
+    /* A task that is not on the page yet joins every live list that takes its kind (first pages only). */
     addToLists(task) {
       for (const list of document.querySelectorAll("[data-task-list]")) {
         const kind = list.dataset.kind;
-        if ((kind && kind !== task.kind) || list.querySelector(`[data-task-id="${CSS.escape(task.id)}"]`)) continue;
-        list.prepend(this.clone(task));
-        const empty = list.querySelector("[data-task-list-empty]");
-        if (empty) empty.hidden = true;
+        if ("noNew" in list.dataset || (kind && kind !== task.kind) || list.querySelector(byId(task.id))) continue;
+        list.prepend(this.clone(this.template, task));
+        const size = Number.parseInt(list.dataset.pageSize, 10);
+        const rows = list.querySelectorAll(":scope > [data-task-id]");
+        if (size > 0 && rows.length > size) rows[rows.length - 1].remove(); // a page stays a page
+        this.updateEmpty(list);
       }
+    }
+
+    /* The admin's change list (staff feed), when it shows the newest tasks unfiltered. */
+    addToAdmin(task) {
+      if (!this.adminRows || !this.rowTemplate || this.adminRows.querySelector(byId(task.id))) return;
+      this.adminRows.prepend(this.clone(this.rowTemplate, task));
     }
 
     /* The bar under the header: unfinished tasks, and those that finished while the page was open. */
     addToBar(task) {
-      if (!this.bar || this.bar.querySelector(`[data-task-id="${CSS.escape(task.id)}"]`)) return;
-      if (isFinished(task)) return;
-      this.bar.append(this.clone(task));
+      if (!this.bar || this.bar.querySelector(byId(task.id))) return;
+      if (isFinished(task) || dismissed.has(task.id)) return;
+      this.bar.append(this.clone(this.template, task));
       this.bar.hidden = false;
     }
 
-    render(task) {
+    updateEmpty(list) {
+      const empty = list.querySelector("[data-task-list-empty]");
+      if (empty) empty.hidden = Boolean(list.querySelector(":scope > [data-task-id]"));
+    }
+
+    /* Screen readers hear changes of state, not every percent step (the bar is not a live region). */
+    announce(task, before) {
+      if (!this.announcer || before === task.status) return;
+      this.announcer.textContent = `${task.label}: ${task.status_display}`;
+    }
+
+    render(task, { live }) {
+      const before = this.renderedStatus(task.id);
       if (this.template) {
         this.addToLists(task);
         this.addToBar(task);
+        this.addToAdmin(task);
       }
-      for (const root of document.querySelectorAll(`[data-task-id="${CSS.escape(task.id)}"]`)) fill(root, task);
+      for (const root of document.querySelectorAll(byId(task.id))) fill(root, task);
+      if (live || before !== undefined) this.announce(task, before);
     }
 
-    receive(list) {
-      for (const task of list) if (this.accept(task)) this.render(task);
+    receive(list, { live = false } = {}) {
+      for (const task of list) if (this.accept(task)) this.render(task, { live });
+    }
+
+    /* A task deleted anywhere (this page, another tab, the account's deletion) leaves this page. */
+    remove(id) {
+      this.removed.add(id);
+      this.tasks.delete(id);
+      for (const node of document.querySelectorAll(byId(id))) {
+        const card = node.closest(".task-card");
+        if (card) {
+          card.replaceChildren(Object.assign(document.createElement("p"), { textContent: "This task was deleted." }));
+          continue;
+        }
+        const row = node.closest("[data-task-row]") || node;
+        const list = row.parentElement;
+        row.remove();
+        if (list?.matches("[data-task-list]")) this.updateEmpty(list);
+      }
+      if (this.bar) this.bar.hidden = !this.bar.querySelector("[data-task-id]");
     }
 
     /* Elapsed time and the estimate move every second, even between messages. */
     tick() {
       for (const task of this.tasks.values()) {
         if (isFinished(task)) continue;
-        for (const node of document.querySelectorAll(`[data-task-id="${CSS.escape(task.id)}"] [data-field="timing"]`)) {
+        for (const node of document.querySelectorAll(`${byId(task.id)} [data-field="timing"]`)) {
           node.textContent = timingText(task);
+        }
+        for (const node of document.querySelectorAll(`${byId(task.id)} [data-field="duration"]`)) {
+          node.textContent = durationText(task);
         }
       }
     }
@@ -209,7 +351,9 @@
           this.stopPolling();
           this.page.receive(message.tasks);
         } else if (message.type === "task") {
-          this.page.receive([message.task]);
+          this.page.receive([message.task], { live: true });
+        } else if (message.type === "task_removed") {
+          this.page.remove(message.id);
         }
       };
       socket.onclose = (event) => {

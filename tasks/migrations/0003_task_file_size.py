@@ -1,6 +1,8 @@
-"""Task.result_bytes: the size of the stored result, for the per-user storage quota.
+"""Task.file_size: the stored result's size, recorded when the task succeeds.
 
-Existing results are measured once through the storage API; a file already gone counts zero.
+Pages show it without asking the storage backend for every task listed, and the per-user quota
+of stored results (tasks/limits.py) is one query. Existing results are measured once here
+through the storage API; a file already gone stays unknown (null).
 """
 
 from django.core.files.storage import default_storage
@@ -15,7 +17,7 @@ def measure_stored_results(apps, schema_editor):
             size = default_storage.size(task.file.name)
         except OSError:
             continue
-        Task.objects.filter(pk=task.pk).update(result_bytes=size)
+        Task.objects.filter(pk=task.pk).update(file_size=size)
 
 
 class Migration(migrations.Migration):
@@ -24,8 +26,8 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddField(
             model_name="task",
-            name="result_bytes",
-            field=models.PositiveBigIntegerField(default=0),
+            name="file_size",
+            field=models.PositiveBigIntegerField(blank=True, null=True),
         ),
         migrations.RunPython(measure_stored_results, migrations.RunPython.noop),
     ]
