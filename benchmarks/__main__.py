@@ -13,11 +13,15 @@ from benchmarks.common import ROOT, postgres_reachable
 RUNS = [
     ("export", "sqlite"),
     ("export", "postgres"),
+    ("imports", "sqlite"),
+    ("imports", "postgres"),
     ("live", "postgres"),
     ("publish", "sqlite"),  # its job exports the SQLite export benchmark's author
     ("launch", "sqlite"),
     ("launch", "postgres"),
     ("sockets", "postgres"),
+    ("export_email", "sqlite"),
+    ("longposts", "sqlite"),
 ]
 
 

@@ -76,6 +76,8 @@ def start(doc: str, database: str) -> argparse.Namespace:
         LOG_LEVEL="WARNING",
         TEST_OUTPUT_DIR=str(OUT / "logs"),  # where tests.processes writes its children's logs
         PYTHONUNBUFFERED="1",
+        # A benchmark user may launch many tasks in a row (the per-user launch limit is tested, not measured).
+        TASK_LAUNCH_LIMIT="1000000",
     )
     OUT.mkdir(parents=True, exist_ok=True)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # thousands of sockets, here and in children
@@ -224,6 +226,7 @@ def save(args: argparse.Namespace, name: str, doc: str, tables: dict, targets: l
         print(f"\n{caption}\n\n{markdown_table(rows)}" if caption else "\n" + markdown_table(rows), flush=True)
     record = {
         "name": name,
+        "script": os.path.relpath(sys.modules["__main__"].__file__, ROOT),
         "title": doc.split("\n")[0].rstrip("."),
         "about": " ".join(doc.split("\n\n")[1].split()),
         "tables": tables,

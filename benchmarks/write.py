@@ -13,7 +13,21 @@ from pathlib import Path
 
 from benchmarks.common import OUT, ROOT
 
-ORDER = ["export-sqlite", "export-postgres", "live", "publish", "launch-sqlite", "launch-postgres", "sockets"]
+ORDER = [
+    "export-sqlite",
+    "export-postgres",
+    "import-sqlite",
+    "import-postgres",
+    "live",
+    "publish",
+    "launch-sqlite",
+    "launch-postgres",
+    "sockets",
+    "burst",
+    "overhead",
+    "export-email",
+    "longposts",
+]
 HEADER = """# Benchmarks
 
 Written by `make bench` from `benchmarks/results/*.json` (`python -m benchmarks.write`); do not edit
@@ -65,8 +79,8 @@ def document(records: list[dict], charts: dict[str, str], smoke: bool) -> str:
     for record in records:
         sections.setdefault(record["title"], []).append(record)
     for title, group in sections.items():
-        name = group[0]["name"].split("-")[0]
-        out += [f"## {title}", "", f"`benchmarks/{name}.py`: {group[0]['about']}", ""]
+        name = group[0]["name"].removesuffix("-sqlite").removesuffix("-postgres")
+        out += [f"## {title}", "", f"`{group[0]['script']}`: {group[0]['about']}", ""]
         if name in charts:
             out += [f"![{title}]({charts[name]})", ""]
         for caption in dict.fromkeys(caption for record in group for caption in record["tables"]):
@@ -76,7 +90,7 @@ def document(records: list[dict], charts: dict[str, str], smoke: bool) -> str:
 
 
 def draw_charts(records: list[dict], directory: Path, relative_to: Path) -> dict[str, str]:
-    """Export time against posts (project, floor, naive); the push-latency distribution per layer."""
+    """Export and import time against posts (project, floor, naive); the push-latency distribution."""
     import matplotlib
 
     matplotlib.use("svg")
@@ -92,18 +106,21 @@ def draw_charts(records: list[dict], directory: Path, relative_to: Path) -> dict
         plt.close(fig)
         made[name] = os.path.relpath(directory / f"bench-{name}.svg", relative_to)
 
-    exports = [r for r in records if r["name"].startswith("export-")]
-    if exports:
-        fig, axes = plt.subplots(1, len(exports), figsize=(4 * len(exports), 3.2), sharey=True, squeeze=False)
-        for ax, record in zip(axes[0], exports, strict=True):
+    for kind, verb in (("export", "exported"), ("import", "imported")):
+        group = [r for r in records if r["name"] in (f"{kind}-sqlite", f"{kind}-postgres")]
+        if not group:
+            continue
+        fig, axes = plt.subplots(1, len(group), figsize=(4 * len(group), 3.2), sharey=True, squeeze=False)
+        for ax, record in zip(axes[0], group, strict=True):
             rows = record["tables"][""]
             for method in ("project", "floor", "naive"):
-                seconds = [row["posts"] / row[f"{method} posts/s"] for row in rows]
-                ax.loglog([row["posts"] for row in rows], seconds, marker="o", label=method)
-            ax.set(title=rows[0]["database"], xlabel="posts exported", ylabel="export time (s)")
+                if f"{method} posts/s" in rows[0]:
+                    seconds = [row["posts"] / row[f"{method} posts/s"] for row in rows]
+                    ax.loglog([row["posts"] for row in rows], seconds, marker="o", label=method)
+            ax.set(title=rows[0]["database"], xlabel=f"posts {verb}", ylabel=f"{kind} time (s)")
             ax.grid(alpha=0.3)
         axes[0][0].legend()
-        keep(fig, "export")
+        keep(fig, kind)
     live = next((r for r in records if r["name"] == "live"), None)
     if live:
         fig, ax = plt.subplots(figsize=(8, 3.4))

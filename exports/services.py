@@ -46,7 +46,7 @@ def export_run(task: Task, progress: ProgressReporter) -> TaskResult:
     stored_name = with_retries(
         progress, "storing the file", STORAGE_FAILED, lambda: result_store(task.id, name=export_file_name(task))
     )
-    progress.say(f"Emailing {count:,} posts…")
+    progress.say(f"Emailing {count:,} posts…")  # at once: a slow mail server keeps the task here
     emailed = with_retries(
         progress,
         "sending the email",

@@ -73,4 +73,6 @@ def _chunks_by_id(posts, chunk_size: int) -> Iterator[list[tuple]]:
     last_id = 0
     while chunk := list(rows.filter(id__gt=last_id)[:chunk_size]):
         yield chunk
+        if len(chunk) < chunk_size:
+            return  # that was the last chunk: no need to ask for an empty one
         last_id = chunk[-1][0]

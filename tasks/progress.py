@@ -6,7 +6,7 @@ import time
 
 from django.conf import settings
 
-from .state import TaskId, task_set_detail, task_set_progress
+from .state import TaskId, task_set_progress
 
 
 class TaskNoLongerRunning(Exception):
@@ -14,7 +14,9 @@ class TaskNoLongerRunning(Exception):
 
 
 class ProgressReporter:
-    """Records a running task's progress, throttled: at most one write per interval, never per row.
+    """Records a running task's progress, throttled: at most one write per interval, never per row,
+    and none in the first interval (the task was just marked running): a job shorter than that
+    costs no progress writes at all, only its start and its end.
 
     Progress only moves forward and stays below 100 until the task has succeeded; a new detail is
     written even when the percentage stands still, so the user sees the work go on. Both methods
@@ -25,16 +27,18 @@ class ProgressReporter:
     def __init__(self, task_id: TaskId, *, interval: float | None = None) -> None:
         self.task_id = task_id
         self.interval = settings.TASK_PROGRESS_INTERVAL if interval is None else interval
-        self._last_write = float("-inf")
+        self._last_write = time.monotonic()
         self._last_percent = 0
         self._last_detail = ""
+        self._percent = 0  # the latest percentage reported, written or not
 
     def __call__(self, done: int, total: int, *, detail: str) -> None:
         """`done` of `total` units (rows, bytes...) are through; `detail` says it to a person."""
         now = time.monotonic()
+        percent = max(self._percent, min(99, done * 100 // total) if total > 0 else 0)
+        self._percent = percent
         if now - self._last_write < self.interval:
             return
-        percent = max(self._last_percent, min(99, done * 100 // total) if total > 0 else 0)
         if percent == self._last_percent and detail == self._last_detail:
             return
         self._last_write, self._last_percent, self._last_detail = now, percent, detail
@@ -42,6 +46,8 @@ class ProgressReporter:
             raise TaskNoLongerRunning(self.task_id)
 
     def say(self, detail: str) -> None:
-        """A new detail line now, unthrottled: "Emailing…", "Retrying in 4 s…"."""
-        if task_set_detail(self.task_id, detail) is None:
+        """A new detail line now, unthrottled, with the latest percentage: for a step that may take
+        a while or that the user must see at once ("Emailing…", "Retrying in 4 s…")."""
+        self._last_write, self._last_percent, self._last_detail = time.monotonic(), self._percent, detail
+        if task_set_progress(self.task_id, progress=self._percent, detail=detail) is None:
             raise TaskNoLongerRunning(self.task_id)

@@ -25,11 +25,14 @@ EXPORT = [
     "floor peak RSS MiB",
     "naive peak RSS MiB",
 ]
+IMPORT = ["project posts/s", "floor posts/s", "project ÷ floor time", "project peak RSS MiB"]
 LAUNCH = ["c1 p50 ms", "c1 p99 ms", "c20 req/s", "c20 p99 ms", "daphne CPU ms per request (c20)"]
 # Per results file: the column naming each row, the rows (project first, then its baselines), the figures.
 EXPECTED = {
     "export-sqlite": ("posts", [100, 500], EXPORT),
     "export-postgres": ("posts", [100, 500], EXPORT),
+    "import-sqlite": ("posts", [100, 500], IMPORT),
+    "import-postgres": ("posts", [100, 500], IMPORT),
     "live": (
         "delivery",
         ["project (RedisPubSubChannelLayer)", "default RedisChannelLayer", "polling /api/tasks/ every 10 s (computed)"],
@@ -47,6 +50,20 @@ EXPECTED = {
     "launch-sqlite": ("endpoint", ["POST /exports/", "no-op view (same middleware)"], LAUNCH),
     "launch-postgres": ("endpoint", ["POST /exports/", "no-op view (same middleware)"], LAUNCH),
     "sockets": ("consumer", ["project consumer", "no-op consumer (accept only)"], ["KiB per socket", "errors"]),
+    "export-email": (
+        "variant",
+        ["baseline: read whole, attached raw", "project"],
+        ["email as sent MiB", "peak RSS growth while sending MiB"],
+    ),
+    "longposts": (
+        "variant",
+        [
+            "baseline: every post whole, overflow-wrap: anywhere",
+            "every post whole, overflow-wrap: break-word",
+            "project: /posts/",
+        ],
+        ["load and layout s"],
+    ),
 }
 
 

@@ -114,15 +114,25 @@ def test_progress_is_recorded_in_chunks_and_only_moves_forward(
     assert task.seq == 1 + 10 + 1 + 1
 
 
-def test_progress_writes_are_throttled_by_time(user):
+def test_progress_writes_are_throttled_by_time(user, monkeypatch):
     task = TaskFactory(user=user)
     task_mark_running(task.id)
+    clock = [1000.0]
+    monkeypatch.setattr("tasks.progress.time.monotonic", lambda: clock[0])
     report = ProgressReporter(task.id, interval=60)
-    for done in range(1, 5001):
+    for done in range(1, 2501):  # within the first interval: nothing is written
+        report(done, 5000, detail=f"{done:,} of 5,000 posts")
+    task.refresh_from_db()
+    assert task.seq == 1, "a job that ends within the first interval costs no progress write"
+    clock[0] += 60
+    for done in range(2501, 5001):
         report(done, 5000, detail=f"{done:,} of 5,000 posts")
     task.refresh_from_db()
     assert task.seq == 2, "mark_running plus one progress write: the rest fell within the interval"
-    assert task.detail == "1 of 5,000 posts"
+    assert (task.progress, task.detail) == (50, "2,501 of 5,000 posts")
+    report.say("Emailing 5,000 posts…")
+    task.refresh_from_db()
+    assert (task.seq, task.progress, task.detail) == (3, 99, "Emailing 5,000 posts…"), "at once, at the latest %"
 
 
 def test_a_failing_export_is_marked_failed_with_a_short_error(

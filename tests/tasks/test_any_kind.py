@@ -32,7 +32,7 @@ def run_queued_jobs(queue) -> None:
 def test_a_task_of_any_kind_runs_reports_progress_live_and_offers_its_file(queue, client_for):
     user = UserFactory()
     with LiveFeed(user) as feed:
-        task = task_start(user=user, kind=TEST_STEPS, params={"steps": 4, "with_file": True})
+        task = task_start(user=user, kind=TEST_STEPS, params={"steps": 4, "step_seconds": 0.15, "with_file": True})
         run_queued_jobs(queue)
         feed.wait_for(lambda m: m["type"] == "task" and m["task"]["status"] == "succeeded")
 
