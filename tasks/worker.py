@@ -33,6 +33,11 @@ def warm_up() -> None:
     for connection in connections.all():
         connection.ensure_connection()  # imports the database backend's modules
         connection.close()
+        if connection.settings_dict.get("OPTIONS", {}).get("pool"):
+            # A pool keeps sockets open, which every forked horse would share: none in a worker
+            # (project/asgi.py turns pooling on for daphne only). Each horse connects on its own.
+            logger.warning("DATABASE_POOL is on in a worker; closing the pool (it is meant for daphne)")
+            connection.close_pool()
     reverse("tasks:detail", kwargs={"task_id": uuid.uuid4()})  # builds the URL resolver
     publisher_warm_up()
     datetime.strptime("2000", "%Y")  # imports _strptime, which RQ uses to read dates in every horse

@@ -26,6 +26,9 @@ def free_port() -> int:
 def child_env(**extra: str) -> dict[str, str]:
     """The environment for a child process: the same settings, on the *test* database."""
     env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings", PYTHONUNBUFFERED="1", TESTS_CHILD_PROCESS="1")
+    # Importing project.asgi here (tests/live.py does) sets DATABASE_POOL for daphne; a worker must
+    # not inherit it (daphne's children set it again themselves).
+    env.pop("DATABASE_POOL", None)
     settings_dict = connection.settings_dict
     if settings_dict["ENGINE"].endswith("sqlite3"):
         env["DATABASE_URL"] = f"sqlite:///{settings_dict['NAME']}"
