@@ -20,6 +20,8 @@ RUNS = [
     ("launch", "sqlite"),
     ("launch", "postgres"),
     ("sockets", "postgres"),
+    ("burst", "postgres"),
+    ("overhead", "sqlite"),
     ("export_email", "sqlite"),
     ("longposts", "sqlite"),
 ]
