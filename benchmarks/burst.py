@@ -212,6 +212,9 @@ def main() -> None:
             cpu = {}
             for name, pid in processes.items():
                 process = psutil.Process(pid)
+                if pid == os.getpid():  # this script: its own threads only, not the servers it started
+                    cpu[name] = sum(process.cpu_times()[:2])
+                    continue
                 family = [process.cpu_times()] + [child.cpu_times() for child in process.children(recursive=True)]
                 # Live children, plus those already reaped (their times are in the parent's children_*).
                 cpu[name] = sum(t.user + t.system for t in family) + family[0].children_user + family[0].children_system

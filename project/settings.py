@@ -302,6 +302,9 @@ WORKER_JOB_HEARTBEAT_SECONDS = env.int("WORKER_JOB_HEARTBEAT_SECONDS", default=5
 TASK_LOST_AFTER_SECONDS = env.int("TASK_LOST_AFTER_SECONDS", default=20)
 # A queued task whose job is missing from Redis this long after creation is re-enqueued.
 TASK_QUEUED_GRACE_SECONDS = env.int("TASK_QUEUED_GRACE_SECONDS", default=15)
+# Workers (and their work horses) run this much "nicer" than the web processes, so that when the
+# machine is busy a page or a push is served before background work goes on (0: same priority).
+WORKER_NICENESS = env.int("WORKER_NICENESS", default=10)
 # How often the scheduler runs the safety net.
 TASK_RECONCILE_INTERVAL_SECONDS = env.int("TASK_RECONCILE_INTERVAL_SECONDS", default=10)
 # /healthz turns unhealthy (503) when the safety net's last completed pass is older than this.

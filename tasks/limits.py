@@ -3,8 +3,8 @@
 - At most TASK_LAUNCH_LIMIT launches per user in each TASK_LAUNCH_WINDOW_SECONDS (every attempt
   counts, refused ones included), counted in Redis so that every web process shares the count.
 - Stored result files (an export's JSON) of one user stay under TASK_RESULT_QUOTA_BYTES: a
-  launch is refused when what the user stores now plus the size of their latest result of the
-  same kind (the best guess of what this one will store) would pass it. With one unfinished task
+  launch is refused when what the user stores now plus the size of their largest stored result of
+  the same kind (a safe guess of what this one will store) would pass it. With one unfinished task
   per user and kind, a user can pass the quota by at most one result, and only on a first run.
 """
 
@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db.models import Sum
+from django.db.models import Max, Q, Sum
 from django.template.defaultfilters import filesizeformat
 from django.utils.formats import date_format
 
@@ -51,9 +51,10 @@ def task_launch_count(user: AbstractBaseUser) -> None:
 def task_quota_check(user: AbstractBaseUser, kind: str) -> None:
     quota = settings.TASK_RESULT_QUOTA_BYTES
     stored = Task.objects.for_user(user).stored_results()
-    used = stored.aggregate(total=Sum("file_size"))["total"] or 0
-    latest = stored.of_kind(kind).order_by("-finished_at").values_list("file_size", flat=True).first() or 0
-    if used + latest <= quota:
+    # One query on every launch: the total, and the largest stored result of this kind.
+    sizes = stored.aggregate(total=Sum("file_size"), largest=Max("file_size", filter=Q(kind=kind)))
+    used, largest = sizes["total"] or 0, sizes["largest"] or 0
+    if used + largest <= quota:
         return
     oldest = stored.order_by("finished_at").values_list("finished_at", flat=True).first()
     frees = ""

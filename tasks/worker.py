@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import uuid
 from datetime import datetime
 from typing import Any
@@ -56,7 +57,8 @@ class TaskWorker(Worker):
       safety net (tasks/reconcile.py) tells a lost worker from a slow one within seconds.
     - When a work horse dies (OOM killer, SIGKILL) its task is ended at once, here in the parent,
       and cleaned up: the horse was the only writer.
-    - It warms up before taking jobs (warm_up), so a short job does not pay for cold caches.
+    - It warms up before taking jobs (warm_up), so a short job does not pay for cold caches, and
+      runs at a lower CPU priority than the web processes (WORKER_NICENESS).
     - A job stopped by a cancel leaves no record: RQ would keep it in its failed registry (for its
       failure_ttl); a cancel is not a failure an operator needs to see.
     """
@@ -65,6 +67,10 @@ class TaskWorker(Worker):
         kwargs.setdefault("job_monitoring_interval", settings.WORKER_JOB_HEARTBEAT_SECONDS)
         super().__init__(*args, **kwargs)
         warm_up()
+        if settings.WORKER_NICENESS:
+            # Background work yields the CPU to the web processes when both want it: a burst of
+            # launches is answered, and pushed, first (docs/performance.md, the burst benchmark).
+            os.nice(settings.WORKER_NICENESS)
 
     def handle_work_horse_killed(self, job: Any, retpid: int, ret_val: int, rusage: Any) -> None:
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)
