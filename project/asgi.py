@@ -2,6 +2,7 @@
 
 import gc
 import os
+import sys
 from typing import Any
 
 from django.core.asgi import get_asgi_application
@@ -33,3 +34,7 @@ application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocke
 # made (never garbage) out of the collector's reach, and collect the young generation less often.
 gc.freeze()
 gc.set_threshold(50_000, 20, 20)
+# Django runs sync views in one thread beside the event loop that pushes to the sockets. While a
+# burst of launches keeps that thread busy, the loop waits for the GIL up to the switch interval at
+# every step of a push (5 ms by default): hand it over sooner (the burst benchmark, docs/performance.md).
+sys.setswitchinterval(0.001)
