@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+from contextlib import nullcontext
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -110,8 +111,11 @@ def task_start(
 
 
 def _task_create(user: AbstractBaseUser, kind: str, params: dict[str, Any], input_file: Path | None) -> Task:
+    # Inside a caller's transaction, a savepoint keeps a refused insert from spoiling it; on its own
+    # (a view, in autocommit), the insert is one statement: no BEGIN and COMMIT round trips.
+    guard = transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext()
     try:
-        with transaction.atomic():
+        with guard:
             task = Task.objects.create(user=user, kind=kind, params=params)
     except IntegrityError:
         existing = Task.objects.for_user(user).unfinished().of_kind(kind).first()
