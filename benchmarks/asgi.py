@@ -1,6 +1,8 @@
 """daphne's app for the socket-capacity baseline: the project's WebSocket stack (Origin check,
 session auth) around a consumer that only accepts, at /ws/bench-noop/."""
 
+from __future__ import annotations
+
 from project.asgi import django_asgi_app, websocket_stack  # first: sets Django up
 
 # isort: split

@@ -1,5 +1,7 @@
 """Static files storage: hashed, compressed names once `collectstatic` has run, plain names before."""
 
+from __future__ import annotations
+
 from whitenoise.storage import CompressedManifestStaticFilesStorage
 
 

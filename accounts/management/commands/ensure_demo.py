@@ -1,5 +1,7 @@
 """`manage.py ensure_demo`: the demo login that `make run` prints (idempotent; development only)."""
 
+from __future__ import annotations
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
