@@ -31,7 +31,7 @@ from .reconcile import task_reconcile
 from .state import task_announce, task_mark_cancelled, task_mark_expired
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import AbstractBaseUser, User
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class QueueUnavailable(Exception):
 
 def task_start(
     *,
-    user: AbstractBaseUser,
+    user: User,
     kind: str,
     params: dict[str, Any] | None = None,
     input_file: Path | None = None,
@@ -109,7 +109,7 @@ def task_start(
         return _task_create(user, spec.name, params or {}, input_file)
 
 
-def _task_create(user: AbstractBaseUser, kind: str, params: dict[str, Any], input_file: Path | None) -> Task:
+def _task_create(user: User, kind: str, params: dict[str, Any], input_file: Path | None) -> Task:
     try:
         with transaction.atomic():
             task = Task.objects.create(user=user, kind=kind, params=params)

@@ -62,7 +62,7 @@ class TaskWorker(Worker):
         warm_up()
 
     def handle_work_horse_killed(self, job: Any, retpid: int, ret_val: int, rusage: Any) -> None:
-        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)  # type: ignore[no-untyped-call]  # rq leaves it unannotated
         if task_fail_worker_lost(job.id):
             logger.warning("Task %s failed: its work horse died (waitpid status %s)", job.id, ret_val)
         task_cleanup(job.id)
