@@ -8,7 +8,7 @@ from django.contrib.auth.forms import PasswordChangeForm, PasswordResetForm, Set
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
-    from django.contrib.auth.models import User
+    from django.contrib.auth.models import User  # noqa: F401 -- named as a string in SignupForm's base
 
 
 class PasswordErrorsUnderTheNewPassword:

@@ -17,5 +17,6 @@ class NoopConsumer(AsyncWebsocketConsumer):
 
 
 application = ProtocolTypeRouter(
-    {"http": django_asgi_app, "websocket": websocket_stack([path("ws/bench-noop/", NoopConsumer.as_asgi())])}
+    # Channels routes ASGI applications with django.urls.path(), which django-stubs types for views only.
+    {"http": django_asgi_app, "websocket": websocket_stack([path("ws/bench-noop/", NoopConsumer.as_asgi())])}  # type: ignore[arg-type]
 )

@@ -15,6 +15,7 @@ export's own format. Teardown: the temporary folder is deleted. Needs no Redis.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -115,6 +116,7 @@ def main() -> None:
         port = probe.getsockname()[1]
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
+    assert isinstance(controller.server, asyncio.Server)
     try:
         file_size = write_export_file(Path(work) / "posts.json")
         rows = {}
