@@ -6,7 +6,7 @@ export REDIS_URL ?= redis://127.0.0.1:6379/0
 export PATH := $(BIN):$(PATH)
 
 
-.PHONY: run test test-postgres test-django61 install install-dev redis browser migrate demo lint format migrations-check bench clean
+.PHONY: run test test-postgres test-django61 install install-dev redis browser migrate demo lint typecheck format migrations-check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,19 +69,33 @@ test-django61: $(VENV61)/.installed redis browser
 browser:
 	@bash scripts/ensure_chromium.sh
 
-lint: install-dev
+# Biome (lint and format of the project's JavaScript), pinned in package.json and package-lock.json.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+# Every check that fails CI before the tests run (.ci/run): ruff, mypy, Biome.
+lint: install-dev node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(MAKE) --no-print-directory typecheck
+	node_modules/.bin/biome ci --colors=off --error-on-warnings .
 
-format: install-dev
+# mypy --strict for the apps, looser for tests and benchmarks (pyproject.toml). The django-stubs
+# plugin loads project.settings, which needs a SECRET_KEY.
+typecheck: install-dev
+	SECRET_KEY=typecheck $(BIN)/mypy
+
+format: install-dev node_modules/.installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+	node_modules/.bin/biome check --write .
 
 migrations-check: install
 	SECRET_KEY=check $(BIN)/python manage.py makemigrations --check --dry-run
 
 clean:
-	rm -rf $(VENV) $(VENV61) staticfiles test-output .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV61) staticfiles test-output .pytest_cache .ruff_cache .mypy_cache node_modules
 
 $(VENV)/.installed-bench: requirements.txt requirements-dev.txt requirements-bench.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-bench.txt

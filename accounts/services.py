@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -14,12 +15,15 @@ from redis.exceptions import RedisError
 from tasks.queue import default_queue
 from tasks.services import tasks_forget_user
 
-from .forms import SignupForm
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from .forms import SignupForm  # the forms call these services, never the other way round
 
 logger = logging.getLogger(__name__)
 
 
-def user_signup(*, form: SignupForm):
+def user_signup(*, form: SignupForm) -> User:
     with transaction.atomic():
         user = form.save()
     transaction.on_commit(lambda: _enqueue_email(_welcome_job(), user.pk))
@@ -37,16 +41,16 @@ def password_reset_request(*, email: str) -> int:
     from .jobs import send_password_reset_email_job
 
     for user in users:
-        transaction.on_commit(lambda pk=user.pk: _enqueue_email(send_password_reset_email_job, pk))
+        transaction.on_commit(partial(_enqueue_email, send_password_reset_email_job, user.pk))
     return len(users)
 
 
-def user_change_email(*, user: Any, email: str) -> None:
+def user_change_email(*, user: User, email: str) -> None:
     user.email = email
     user.save(update_fields=["email"])
 
 
-def account_delete(*, user: Any) -> None:
+def account_delete(*, user: User) -> None:
     """Delete the account and everything of it: its unfinished tasks are cancelled first (their
     jobs stopped), then the user row and with it (cascade) its posts and tasks; the result files
     are deleted and open pages told once that has committed."""

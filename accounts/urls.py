@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 

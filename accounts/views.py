@@ -12,12 +12,14 @@ from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
+from tasks.http import AuthenticatedHttpRequest
+
 from .forms import AccountPasswordChangeForm, EmailChangeForm, PasswordConfirmForm, SignupForm
 from .services import account_delete, user_change_email, user_signup
 
 
 @require_http_methods(["GET", "POST"])
-def signup(request):
+def signup(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("exports:list")
     form = SignupForm(request.POST if request.method == "POST" else None)
@@ -44,7 +46,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     # Not registration/password_change_form.html: that name is the admin's own password page.
     template_name = "accounts/password_change.html"
 
-    def form_valid(self, form):
+    def form_valid(self, form: AccountPasswordChangeForm) -> HttpResponse:
         response = super().form_valid(form)
         messages.success(self.request, "Your password was changed. Your other sessions were signed out.")
         return response
@@ -52,7 +54,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
 @require_http_methods(["GET", "POST"])
 @login_required
-def email_change(request: HttpRequest) -> HttpResponse:
+def email_change(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = EmailChangeForm(request.POST or None, user=request.user, initial={"email": request.user.email})
     if request.method == "POST" and form.is_valid():
         user_change_email(user=request.user, email=form.cleaned_data["email"])
@@ -63,7 +65,7 @@ def email_change(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @login_required
-def account_delete_view(request: HttpRequest) -> HttpResponse:
+def account_delete_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = PasswordConfirmForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         user = request.user

@@ -1,6 +1,8 @@
 """daphne's app for the socket-capacity baseline: the project's WebSocket stack (Origin check,
 session auth) around a consumer that only accepts, at /ws/bench-noop/."""
 
+from __future__ import annotations
+
 from project.asgi import django_asgi_app, websocket_stack  # first: sets Django up
 
 # isort: split
@@ -15,5 +17,6 @@ class NoopConsumer(AsyncWebsocketConsumer):
 
 
 application = ProtocolTypeRouter(
-    {"http": django_asgi_app, "websocket": websocket_stack([path("ws/bench-noop/", NoopConsumer.as_asgi())])}
+    # Channels routes ASGI applications with django.urls.path(), which django-stubs types for views only.
+    {"http": django_asgi_app, "websocket": websocket_stack([path("ws/bench-noop/", NoopConsumer.as_asgi())])}  # type: ignore[arg-type]
 )

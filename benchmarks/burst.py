@@ -24,6 +24,7 @@ import re
 import sys
 import time
 from collections import Counter, defaultdict
+from typing import Any
 
 from benchmarks.common import (
     close_sockets,
@@ -54,7 +55,9 @@ async def launch(port: int, key: str) -> tuple[float, float, int, dict]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(REQUEST.format(port=port, key=key, csrf="b" * 32).encode())
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
-    body = await reader.readexactly(int(re.search(rb"(?i)content-length: *(\d+)", head)[1]))
+    length = re.search(rb"(?i)content-length: *(\d+)", head)
+    assert length, head
+    body = await reader.readexactly(int(length[1]))
     answered = time.time()
     writer.close()
     return sent, answered, int(head[9:12]), json.loads(body) if body.startswith(b"{") else {}
@@ -62,13 +65,15 @@ async def launch(port: int, key: str) -> tuple[float, float, int, dict]:
 
 async def burst(ports: list[int], users: list[tuple[int, str]], tabs: int, on_start) -> dict:
     keys = [key for _, key in users]
-    sockets, errors = [], Counter()
+    sockets: list[Any] = []
+    errors: Counter[str] = Counter()
     for port in ports:  # each user's pages, half on each daphne
         opened, failed, _ = await open_sockets(port, "/ws/notifications/", keys * (tabs // len(ports)), 50)
         sockets += opened
         errors.update(failed)
     gc.freeze()  # a thousand sockets are no garbage: this process's collector must not pause their reading
-    running, finals = {}, defaultdict(list)  # task id -> first `running` read; -> each final read
+    running: dict[str, float] = {}  # task id -> first `running` read
+    finals: dict[str, list[float]] = defaultdict(list)  # task id -> each final read
 
     async def read(ws) -> None:
         try:
@@ -243,7 +248,8 @@ def main() -> None:
     first_sent, last_answered = min(s for s, *_ in launches), max(a for _, a, *_ in launches)
     by_id = {str(task.id): task for task in tasks}
     launch_ms = [1000 * (answered - sent) for sent, answered, _, _ in launches]
-    push_during, push_after = [], []
+    push_during: list[float] = []
+    push_after: list[float] = []
     for task_id, reads in result["finals"].items():
         finished = by_id[task_id].finished_at.timestamp()
         for read_at in reads:

@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = Path(os.environ.get("BENCH_OUTPUT_DIR", ROOT / "benchmarks-output"))  # databases, media, logs
@@ -38,7 +39,7 @@ PACKAGES = [
     "orjson",
     "websockets",
 ]
-_STARTED = {}
+_STARTED: dict[str, Any] = {}
 
 
 def start(doc: str, database: str) -> argparse.Namespace:
@@ -149,10 +150,11 @@ def delete_users(prefix: str) -> None:
 async def connect_socket(port: int, path: str, key: str):
     """A socket signed in with session `key`; and the snapshot, which the project's consumer sends first."""
     from websockets.asyncio.client import connect
+    from websockets.typing import Origin
 
     ws = await connect(
         f"ws://127.0.0.1:{port}{path}",
-        origin=f"http://127.0.0.1:{port}",
+        origin=Origin(f"http://127.0.0.1:{port}"),
         additional_headers={"Cookie": f"sessionid={key}"},
         proxy=None,
         open_timeout=30,
@@ -168,7 +170,7 @@ async def connect_socket(port: int, path: str, key: str):
 
 async def open_sockets(port: int, path: str, keys: list[str], at_once: int) -> tuple[list, Counter, float]:
     """One socket per session key (None where it failed), `at_once` connecting at a time (0: all)."""
-    gate, errors = asyncio.Semaphore(at_once or len(keys) or 1), Counter()
+    gate, errors = asyncio.Semaphore(at_once or len(keys) or 1), Counter[str]()
 
     async def one(key: str):
         async with gate:
@@ -226,7 +228,7 @@ def save(args: argparse.Namespace, name: str, doc: str, tables: dict, targets: l
         print(f"\n{caption}\n\n{markdown_table(rows)}" if caption else "\n" + markdown_table(rows), flush=True)
     record = {
         "name": name,
-        "script": os.path.relpath(sys.modules["__main__"].__file__, ROOT),
+        "script": os.path.relpath(sys.modules["__main__"].__file__ or "", ROOT),
         "title": doc.split("\n")[0].rstrip("."),
         "about": " ".join(doc.split("\n\n")[1].split()),
         "tables": tables,

@@ -15,6 +15,7 @@ import os
 import sys
 import time
 from itertools import islice
+from typing import Any
 
 from benchmarks.common import MIB, run_peak_rss, save, start, target
 
@@ -78,6 +79,7 @@ def project(size: int) -> tuple[float, float, float]:
     assert task.status == Task.Status.SUCCEEDED, (task.status, task.error)
     file_mib = task.file.size / MIB
     task.file.delete()
+    assert task.finished_at is not None and task.started_at is not None
     return (task.finished_at - task.started_at).total_seconds(), peak, file_mib
 
 
@@ -87,7 +89,7 @@ def main() -> None:
 
     from tests.processes import CapturedSMTP
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     with CapturedSMTP() as smtp:
         os.environ["EMAIL_URL"] = smtp.url  # the worker sends real email over loopback
         for size in SMOKE_SIZES if args.smoke else SIZES:

@@ -16,6 +16,7 @@ import random
 import resource
 import sys
 import time
+from typing import Any
 
 from benchmarks.common import MIB, OUT, run_peak_rss, save, start, target
 
@@ -74,14 +75,14 @@ def main() -> None:
     from tests.processes import CapturedSMTP
 
     write_export_file(OUT / "email-export.json", int((SMOKE_FILE_MIB if args.smoke else FILE_MIB) * MIB))
-    rows = []
+    rows: list[dict[str, Any]] = []
     with CapturedSMTP() as smtp:
         os.environ["EMAIL_URL"] = smtp.url
         for variant, label in (("baseline", "baseline: read whole, attached raw"), ("project", "project")):
             lines, _ = run_peak_rss([sys.executable, "-m", "benchmarks.export_email", "send", variant])
             growth, seconds = map(float, lines[-1].split())
             message = smtp.messages[-1]
-            attached = [part.get_filename() for part in message.walk() if part.get_filename()]
+            attached = [str(part.get_filename()) for part in message.walk() if part.get_filename()]
             rows.append(
                 {
                     "variant": label,

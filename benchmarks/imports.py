@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from benchmarks.common import MIB, OUT, percentile, run_peak_rss, save, start, target
 
@@ -103,7 +104,7 @@ def project(size: int, *, watch: bool) -> tuple[float, float, list[float]]:
     upload = OUT / f"upload-{size}.json"
     shutil.copyfile(export_file(size), upload)
     task = import_start(user=fresh_user(f"bench-import-{size}"), upload=upload, file_name=upload.name)
-    stop, waits = threading.Event(), []
+    stop, waits = threading.Event(), list[float]()
     watcher = threading.Thread(target=other_users_waits, args=(stop, waits))
     if watch:
         watcher.start()
@@ -116,6 +117,7 @@ def project(size: int, *, watch: bool) -> tuple[float, float, list[float]]:
     task.refresh_from_db()
     assert task.status == Task.Status.SUCCEEDED, (task.status, task.error)
     assert task.detail == f"Imported {size:,} posts.", task.detail
+    assert task.finished_at and task.started_at
     return (task.finished_at - task.started_at).total_seconds(), peak, waits
 
 
@@ -123,7 +125,7 @@ def main() -> None:
     args = start(__doc__, database="sqlite")
     from django.db import connection
 
-    sizes, rows, waits = SMOKE_SIZES if args.smoke else SIZES, [], []
+    sizes, rows, waits = SMOKE_SIZES if args.smoke else SIZES, list[dict[str, Any]](), list[float]()
     for size in sizes:
         export_file(size)
         seconds, peak, waited = project(size, watch=size == sizes[-1])
@@ -141,7 +143,7 @@ def main() -> None:
                 "file MiB": export_file(size).stat().st_size / MIB,
             }
         )
-    wait_rows = [
+    wait_rows: list[dict[str, Any]] = [
         {
             "while importing": f"{sizes[-1]:,} posts",
             "another task's state changes": len(waits),

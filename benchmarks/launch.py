@@ -14,6 +14,7 @@ import os
 import re
 import time
 from collections import Counter
+from typing import Any
 
 from benchmarks.common import (
     cpu_seconds,
@@ -37,7 +38,7 @@ REQUEST = (
 
 async def post_all(port: int, path: str, keys: list[str], concurrency: int) -> tuple[list[float], Counter, float]:
     """Each key's request once, over `concurrency` keep-alive connections: latencies ms, statuses, seconds."""
-    keys, latencies, statuses, csrf = list(keys), [], Counter(), "b" * 32
+    keys, latencies, statuses, csrf = list(keys), [], Counter[str](), "b" * 32
 
     async def connection() -> None:
         writer = None
@@ -48,7 +49,8 @@ async def post_all(port: int, path: str, keys: list[str], concurrency: int) -> t
                     reader, writer = await asyncio.open_connection("127.0.0.1", port)
                 writer.write(request.encode())
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
-                await reader.readexactly(int(re.search(rb"(?i)content-length: *(\d+)", head)[1]))
+                # daphne's answers always carry Content-Length.
+                await reader.readexactly(int(re.search(rb"(?i)content-length: *(\d+)", head)[1]))  # type: ignore[index]
             except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
                 statuses[type(exc).__name__] += 1
                 writer = None
@@ -80,7 +82,7 @@ def main() -> None:
     n1, n20 = SMOKE_REQUESTS if args.smoke else REQUESTS
     keys = [key for _, key in users_with_sessions("bench-launch-", WARMUP + n1 + n20)]
     warmup, c1, c20 = keys[:WARMUP], keys[WARMUP : WARMUP + n1], keys[WARMUP + n1 :]
-    rows = []
+    rows: list[dict[str, Any]] = []
     with daphne(dict(os.environ)) as (port, proc):
         for path in ENDPOINTS.values():  # the first requests of a process import and connect
             load(port, proc.pid, path, warmup, 1)

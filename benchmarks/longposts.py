@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from html import escape
+from typing import Any
 
 from benchmarks.common import ROOT, save, start, target, users_with_sessions
 
@@ -47,7 +48,7 @@ def main() -> None:
         "every post whole, overflow-wrap: break-word": static_page("break-word"),
         "project: /posts/": None,
     }
-    rows = []
+    rows: list[dict[str, Any]] = []
     with daphne(dict(os.environ)) as (port, _), sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         for variant, html in loads.items():

@@ -96,6 +96,7 @@ def main() -> None:
     ms: dict[str, list[float]] = defaultdict(list)
     for task in tasks:
         e, (launched, enqueued) = events[str(task.id)], launches[str(task.id)]
+        assert task.started_at and task.finished_at
         ms["launch → running (the task's started_at)"].append(1000 * (task.started_at.timestamp() - launched))
         ms["started_at → finished_at"].append(1000 * (task.finished_at - task.started_at).total_seconds())
         ms["queue pickup (enqueued → fork)"].append(1000 * (e["fork"]["t"] - enqueued))

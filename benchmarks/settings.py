@@ -1,6 +1,8 @@
 """Benchmark settings: the project's, plus a no-op view in the URLs (the launch baseline);
 BENCH_CHANNEL_LAYER=list swaps in channels_redis' list-based layer (the live-updates baseline)."""
 
+from __future__ import annotations
+
 import os
 
 from project.settings import *  # noqa: F403

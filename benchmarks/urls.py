@@ -1,5 +1,7 @@
 """The project's URLs plus /bench/noop/: the launch baseline, behind the same middleware, doing nothing."""
 
+from __future__ import annotations
+
 from django.http import JsonResponse
 from django.urls import include, path
 from django.views.decorators.http import require_POST

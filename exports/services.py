@@ -17,7 +17,7 @@ from .emails import export_email_send
 from .writer import write_posts_json
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 EXPORT_POSTS = "export_posts"
 EMAIL_FAILED = "The export was written but the email could not be sent."
@@ -29,7 +29,7 @@ def export_file_name(task: Task) -> str:
     return f"posts-{task.user.get_username()}-{task.created_at:%Y-%m-%d}.json"
 
 
-def export_start(*, user: AbstractBaseUser) -> Task:
+def export_start(*, user: User) -> Task:
     """Launch an export of the user's posts (tasks.services.task_start: one unfinished at a time)."""
     return task_start(user=user, kind=EXPORT_POSTS)
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
-from tasks.http import login_required_json_or_redirect
+from tasks.http import AuthenticatedHttpRequest, login_required_json_or_redirect
 from tasks.selectors import task_page_for_user
 from tasks.views import task_launch_response
 
@@ -16,7 +16,7 @@ from .services import EXPORT_POSTS, export_start
 
 @require_http_methods(["GET", "POST"])
 @login_required_json_or_redirect
-def export_list(request: HttpRequest) -> HttpResponse:
+def export_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     def page() -> HttpResponse:
         tasks = task_page_for_user(user=request.user, kind=EXPORT_POSTS, page=request.GET.get("page"))
         context = {"page_obj": tasks, "tasks": tasks, "retention_days": settings.TASK_RESULT_RETENTION_DAYS}

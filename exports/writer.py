@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from itertools import islice
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import orjson
 from django.db import connection
 from django.db.models import Count, Max
 from django.utils import timezone
 
-from posts.models import Post
+from posts.models import Post, PostQuerySet
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 # The count is written before the posts but only known exactly after them (posts may be deleted
 # while the export runs), so the header reserves this many bytes and is patched at the end.
@@ -21,7 +25,7 @@ _COUNT_WIDTH = 20
 
 def write_posts_json(
     *,
-    author,
+    author: User,
     out: BinaryIO,
     chunk_size: int,
     on_progress: Callable[[int, int], None],
@@ -58,7 +62,7 @@ def write_posts_json(
     return written
 
 
-def _chunks_by_id(posts, chunk_size: int) -> Iterator[list[tuple]]:
+def _chunks_by_id(posts: PostQuerySet, chunk_size: int) -> Iterator[list[tuple[int, str, datetime]]]:
     """(id, body, created_at) rows in id order, `chunk_size` at a time, in constant memory."""
     rows = posts.order_by("id").values_list("id", "body", "created_at")
     if connection.vendor != "sqlite":

@@ -70,7 +70,7 @@ class _GuardedReader:
 
     def read(self, size: int = -1) -> bytes:
         try:
-            data = self.source.read(READ_SIZE if size < 0 else size)
+            data: bytes = self.source.read(READ_SIZE if size < 0 else size)
         except (OSError, EOFError, zlib.error) as exc:
             raise ImportFileError(f"The file looks gzip-compressed but cannot be decompressed ({exc}).") from None
         self.total += len(data)
@@ -130,7 +130,8 @@ class PostReader:
         self._raw = _CountingReader(upload)
         head = upload.read(2)
         upload.seek(0)
-        source: Any = gzip.GzipFile(fileobj=self._raw, mode="rb") if head == GZIP_MAGIC else self._raw
+        # typeshed asks the file object for seek() too; GzipFile only reads forward from it here.
+        source: Any = gzip.GzipFile(fileobj=self._raw, mode="rb") if head == GZIP_MAGIC else self._raw  # type: ignore[call-overload]
         self._reader = _GuardedReader(source, max_bytes=max_decompressed_bytes)
 
     @property

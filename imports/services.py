@@ -21,7 +21,7 @@ from tasks.services import task_start
 from .reader import ImportFileError, PostReader
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 IMPORT_POSTS = "import_posts"
 FILE_NAME_MAX_LENGTH = 200
@@ -36,7 +36,7 @@ def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
-def import_start(*, user: AbstractBaseUser, upload: Path, file_name: str) -> Task:
+def import_start(*, user: User, upload: Path, file_name: str) -> Task:
     """Launch an import of the uploaded file, which from now on belongs to the task (and is
     deleted when it ends, whatever the outcome). One unfinished import per user."""
     params = {"file_name": file_name[:FILE_NAME_MAX_LENGTH]}

@@ -33,7 +33,7 @@ def _refused(request: HttpRequest, status: int, message: str, *, task: Task | No
 
 def _body_size(request: HttpRequest) -> int:
     """A chunked request has no Content-Length; under ASGI the server has the whole body by now."""
-    stream = request._stream  # type: ignore[attr-defined]  # ASGIRequest's spooled body
+    stream = request._stream  # ASGIRequest's spooled body
     position = stream.tell()
     size = stream.seek(0, 2)
     stream.seek(position)
@@ -67,11 +67,13 @@ def _import_create(request: HttpRequest, handler: CappedUploadHandler, unfinishe
         return _refused(request, 409, "You already have a posts import in progress.", task=unfinished)
     assert handler.path is not None
     path = handler.path  # moved into the task's keeping by import_start; deleted by discard() if not
+    user = request.user
+    assert user.is_authenticated  # import_create answered anonymous requests with 401
 
     def refused_page() -> HttpResponse:
         return render(request, "imports/import_refused.html", {"message": ""})
 
     def start() -> Task:
-        return import_start(user=request.user, upload=path, file_name=upload.name or "")
+        return import_start(user=user, upload=path, file_name=upload.name or "")
 
     return task_launch_response(request, start, refused_page=refused_page)

@@ -21,6 +21,8 @@ import contextlib
 import logging
 import random
 import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs
 
 import orjson
@@ -31,8 +33,11 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from .groups import session_group_name, user_sockets_group_name
-from .sessions import session_check
+from .sessions import SessionCheck, session_check
 from .sockets import UserSockets
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +82,9 @@ class SessionFeedConsumer(AsyncWebsocketConsumer):
     groups_joined: tuple[str, ...] = ()
     ended = False
     staff_feed = False
-    _watch: asyncio.Task | None = None
+    session_key: str | None
+    user_id: int
+    _watch: asyncio.Task[None] | None = None
     _registration: UserSockets | None = None
 
     # --- For subclasses ---------------------------------------------------------------------
@@ -91,9 +98,11 @@ class SessionFeedConsumer(AsyncWebsocketConsumer):
     def wants_staff_feed(self) -> bool:
         """`?scope=all` from a staff member: the feed of every user (re-checked as staff)."""
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-        return bool(self.scope["user"].is_staff) and query.get("scope") == ["all"]
+        # Asked once connect() found the user signed in: the lazy object holds an instance of the user model.
+        user = cast("User", self.scope["user"])
+        return bool(user.is_staff) and query.get("scope") == ["all"]
 
-    async def send_json(self, payload: dict) -> None:
+    async def send_json(self, payload: dict[str, Any]) -> None:
         if not self.ended:
             await self.send(text_data=orjson.dumps(payload).decode())
 
@@ -101,6 +110,7 @@ class SessionFeedConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         user = self.scope["user"]
+        assert user is not None  # AuthMiddlewareStack puts a user (AnonymousUser if none) in every scope
         session = self.scope.get("session")
         self.session_key = getattr(session, "session_key", None)
         if not user.is_authenticated or not self.session_key:
@@ -151,7 +161,8 @@ class SessionFeedConsumer(AsyncWebsocketConsumer):
 
     # --- Session checks ---------------------------------------------------------------------
 
-    async def _check(self):
+    async def _check(self) -> SessionCheck:
+        assert self.session_key is not None  # connect() closes a socket without a session at once
         return await database_sync_to_async(session_check)(
             session_key=self.session_key, user_id=self.user_id, staff_feed=self.staff_feed
         )
@@ -162,7 +173,7 @@ class SessionFeedConsumer(AsyncWebsocketConsumer):
             await self._end(CLOSE_UNAUTHENTICATED)
         return check.valid
 
-    async def _keep_checking(self, expires_at) -> None:
+    async def _keep_checking(self, expires_at: datetime | None) -> None:
         period = settings.LIVE_SESSION_RECHECK_SECONDS
         while not self.ended:
             delay = period * random.uniform(*RECHECK_JITTER)
@@ -205,7 +216,7 @@ class SessionFeedConsumer(AsyncWebsocketConsumer):
 
     # --- Messages from the server side ------------------------------------------------------
 
-    async def socket_revoke(self, event: dict) -> None:
+    async def socket_revoke(self, event: dict[str, Any]) -> None:
         """Sent by notifications.publish: close (a logout), or re-check and close if invalid."""
         if self.ended:
             return
@@ -215,7 +226,7 @@ class SessionFeedConsumer(AsyncWebsocketConsumer):
         else:
             await self._end(CLOSE_UNAUTHENTICATED)
 
-    async def socket_evict(self, event: dict) -> None:
+    async def socket_evict(self, event: dict[str, Any]) -> None:
         """Sent by a newer socket of the same user that went over LIVE_SOCKETS_PER_USER."""
         self._registration = None  # already removed from the set
         await self._end(CLOSE_TOO_MANY_SOCKETS)

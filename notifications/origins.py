@@ -14,13 +14,15 @@ from urllib.parse import urlsplit
 
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
-from django.http.request import is_same_domain, split_domain_port, validate_host
+from django.http.request import split_domain_port, validate_host
+from django.utils.http import is_same_domain
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+    for key, value in headers:
         if key == name:
             return value.decode("latin-1")
     return None
@@ -50,7 +52,7 @@ def _request_scheme(scope: dict[str, Any]) -> str:
 
 
 def _allowed_hosts() -> list[str]:
-    hosts = settings.ALLOWED_HOSTS
+    hosts: list[str] = settings.ALLOWED_HOSTS
     if settings.DEBUG and not hosts:
         return [".localhost", "127.0.0.1", "[::1]"]  # as HttpRequest.get_host() in DEBUG
     return hosts
@@ -88,5 +90,6 @@ class SameOriginValidator:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         if scope["type"] == "websocket" and not origin_allowed(scope):
-            return await WebsocketDenier()(scope, receive, send)
+            # A plain ASGI scope: channels' stubs type a consumer's scope as their own TypedDict.
+            return await WebsocketDenier()(scope, receive, send)  # type: ignore[arg-type]
         return await self.application(scope, receive, send)

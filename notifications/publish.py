@@ -41,10 +41,12 @@ class _LayerPublisher:
                 loop = asyncio.new_event_loop()
                 threading.Thread(target=loop.run_forever, name="channel-layer-publisher", daemon=True).start()
                 self._loop, self._pid = loop, os.getpid()
+            assert self._loop is not None
             return self._loop
 
     async def _send(self, groups: tuple[str, ...], message: dict[str, Any]) -> None:
         layer = get_channel_layer()
+        assert layer is not None  # settings.CHANNEL_LAYERS configures the default layer
         for group in groups:
             try:
                 await layer.group_send(group, message)
@@ -73,7 +75,7 @@ class _LayerPublisher:
             return False  # already logged by _log_outcome
         return True
 
-    def _log_outcome(self, future: Future) -> None:
+    def _log_outcome(self, future: Future[None]) -> None:
         # Log a failing layer once, not once per progress update, and say when it is back.
         error = None if future.cancelled() else future.exception()
         if error is not None and not self._failing:

@@ -55,4 +55,7 @@ def _expiry(store: object, session_key: str) -> datetime | None:
     get_model_class = getattr(store, "get_model_class", None)  # database-backed engines only
     if get_model_class is None:
         return None
-    return get_model_class().objects.filter(session_key=session_key).values_list("expire_date", flat=True).first()
+    expires_at: datetime | None = (
+        get_model_class().objects.filter(session_key=session_key).values_list("expire_date", flat=True).first()
+    )
+    return expires_at

@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    import uuid
+
+    from django.contrib.auth.models import User
 
 
 def post_fingerprint(body: str, created_at: datetime) -> int:
@@ -40,13 +46,13 @@ class PendingBatch(models.Model):
 
 
 class PostQuerySet(models.QuerySet["Post"]):
-    def by_author(self, user: object) -> PostQuerySet:
+    def by_author(self, user: User) -> PostQuerySet:
         return self.filter(author=user)
 
     def visible(self) -> PostQuerySet:
         return self.exclude(batch_id__in=PendingBatch.objects.values("id"))
 
-    def visible_or_in_batch(self, batch_id: object) -> PostQuerySet:
+    def visible_or_in_batch(self, batch_id: uuid.UUID) -> PostQuerySet:
         return self.exclude(batch_id__in=PendingBatch.objects.exclude(pk=batch_id).values("id"))
 
 
@@ -54,7 +60,7 @@ class VisiblePostManager(models.Manager["Post"]):
     def get_queryset(self) -> PostQuerySet:
         return PostQuerySet(self.model, using=self._db).visible()
 
-    def by_author(self, user: object) -> PostQuerySet:
+    def by_author(self, user: User) -> PostQuerySet:
         return self.get_queryset().by_author(user)
 
 

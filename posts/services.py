@@ -6,9 +6,9 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
@@ -16,6 +16,9 @@ from redis.exceptions import RedisError
 from ratelimits import Limit, RateLimited
 
 from .models import PendingBatch, Post, post_fingerprint
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +29,7 @@ class PostingTooFast(RateLimited):
     """More posts from the page than POST_CREATE_LIMIT in the window."""
 
 
-def post_submit(*, author: AbstractBaseUser, body: str) -> Post:
+def post_submit(*, author: User, body: str) -> Post:
     """A post written on the posts page: counted against the author's limit first.
 
     Raises PostingTooFast past POST_CREATE_LIMIT posts per POST_CREATE_WINDOW_SECONDS. Bulk
@@ -46,7 +49,7 @@ def post_submit(*, author: AbstractBaseUser, body: str) -> Post:
     return post_create(author=author, body=body)
 
 
-def post_create(*, author: AbstractBaseUser, body: str) -> Post:
+def post_create(*, author: User, body: str) -> Post:
     return Post.objects.create(author=author, body=body)
 
 
@@ -61,7 +64,7 @@ def post_delete(*, post: Post) -> None:
     post.delete()
 
 
-def posts_seed(*, author: AbstractBaseUser, count: int, on_batch: Callable[[int], None] | None = None) -> int:
+def posts_seed(*, author: User, count: int, on_batch: Callable[[int], object] | None = None) -> int:
     """Bulk-create `count` numbered demo posts for `author`, one transaction per batch."""
     created = 0
     now = timezone.now()
@@ -75,7 +78,7 @@ def posts_seed(*, author: AbstractBaseUser, count: int, on_batch: Callable[[int]
     return created
 
 
-def _demo_post(author: AbstractBaseUser, number: int, created_at: datetime) -> Post:
+def _demo_post(author: User, number: int, created_at: datetime) -> Post:
     body = f"Demo post {number} ✓"
     return Post(author=author, body=body, created_at=created_at, fingerprint=post_fingerprint(body, created_at))
 
@@ -84,7 +87,7 @@ def _demo_post(author: AbstractBaseUser, number: int, created_at: datetime) -> P
 DISCARD_BATCH_SIZE = 5000
 
 
-def posts_stage(*, author: AbstractBaseUser, batch_id: uuid.UUID, posts: Sequence[tuple[str, datetime]]) -> int:
+def posts_stage(*, author: User, batch_id: uuid.UUID, posts: Sequence[tuple[str, datetime]]) -> int:
     """Add `posts` (body, created_at) to a pending batch, hidden, in one short transaction.
 
     A post whose body and created_at equal one the author already has (or one already staged in
@@ -109,7 +112,7 @@ def posts_stage(*, author: AbstractBaseUser, batch_id: uuid.UUID, posts: Sequenc
     return len(rows)
 
 
-def posts_batch_open(*, author: AbstractBaseUser, batch_id: uuid.UUID) -> None:
+def posts_batch_open(*, author: User, batch_id: uuid.UUID) -> None:
     PendingBatch.objects.get_or_create(id=batch_id, defaults={"author": author})
 
 

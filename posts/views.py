@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
@@ -13,11 +15,14 @@ from .forms import PostForm
 from .models import Post
 from .services import PostingTooFast, post_delete, post_submit, post_update
 
+if TYPE_CHECKING:
+    from tasks.http import AuthenticatedHttpRequest
+
 POSTS_PER_PAGE = 50
 
 
 @login_required
-def post_list(request):
+def post_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = PostForm(request.POST if request.method == "POST" else None)
     retry_after = None
     if request.method == "POST" and form.is_valid():
@@ -37,13 +42,13 @@ def post_list(request):
     return response
 
 
-def _own_post(request: HttpRequest, post_id: int) -> Post:
+def _own_post(request: AuthenticatedHttpRequest, post_id: int) -> Post:
     return get_object_or_404(Post.objects.by_author(request.user), pk=post_id)
 
 
 @require_http_methods(["GET", "POST"])
 @login_required
-def post_edit(request: HttpRequest, post_id: int) -> HttpResponse:
+def post_edit(request: AuthenticatedHttpRequest, post_id: int) -> HttpResponse:
     post = _own_post(request, post_id)
     form = PostForm(request.POST or None, instance=post)
     if request.method == "POST" and form.is_valid():
@@ -55,7 +60,7 @@ def post_edit(request: HttpRequest, post_id: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @login_required
-def post_delete_view(request: HttpRequest, post_id: int) -> HttpResponse:
+def post_delete_view(request: AuthenticatedHttpRequest, post_id: int) -> HttpResponse:
     post = _own_post(request, post_id)
     if request.method == "POST":
         post_delete(post=post)

@@ -1,5 +1,7 @@
 """ASGI entry point served by daphne: Django over HTTP, the live notifications over WebSocket."""
 
+from __future__ import annotations
+
 import gc
 import os
 import sys

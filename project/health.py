@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from rq import Worker
@@ -28,20 +30,20 @@ logger = logging.getLogger(__name__)
 CHECK_TIMEOUT = 2.0
 
 
-def _check_database() -> dict:
+def _check_database() -> dict[str, Any]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return {"ok": True}
 
 
-def _check_queue() -> dict:
+def _check_queue() -> dict[str, Any]:
     # The same connection settings as the queue itself (URL, TLS or Sentinel). A hung Redis
     # cannot hang the answer: _run gives up after CHECK_TIMEOUT.
     queue = default_queue()
     return {"ok": True, "queued_jobs": queue.count, "workers": Worker.count(queue.connection)}
 
 
-def _check_safety_net() -> dict:
+def _check_safety_net() -> dict[str, Any]:
     # Written by `manage.py task_scheduler` after each completed pass (tasks/scheduler.py).
     last_pass = safety_net_last_pass()
     age = None if last_pass is None else round(max(0.0, time.time() - last_pass), 1)
@@ -49,12 +51,14 @@ def _check_safety_net() -> dict:
     return {"ok": age is not None and age <= max_age, "last_pass_age_seconds": age, "max_age_seconds": max_age}
 
 
-async def _check_channel_layer() -> dict:
-    await get_channel_layer().send("healthz.probe", {"type": "healthz.probe"})
+async def _check_channel_layer() -> dict[str, Any]:
+    layer = get_channel_layer()
+    assert layer is not None  # settings.CHANNEL_LAYERS configures the default layer
+    await layer.send("healthz.probe", {"type": "healthz.probe"})
     return {"ok": True}
 
 
-async def _run(name: str, check) -> tuple[str, dict]:
+async def _run(name: str, check: Callable[[], Awaitable[dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
     try:
         return name, await asyncio.wait_for(check(), CHECK_TIMEOUT + 1)
     except Exception as exc:
@@ -64,7 +68,7 @@ async def _run(name: str, check) -> tuple[str, dict]:
 
 @never_cache
 @require_GET
-async def healthz(request):
+async def healthz(request: HttpRequest) -> JsonResponse:
     results = dict(
         await asyncio.gather(
             _run("database", sync_to_async(_check_database)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import django
 import django_stubs_ext
@@ -225,7 +226,7 @@ RQ = {
 }
 RQ_SHOW_ADMIN_LINK = True
 
-CHANNEL_LAYERS = {
+CHANNEL_LAYERS: dict[str, dict[str, Any]] = {
     "default": {
         # Pub/sub layer, not the default list-based RedisChannelLayer: the latter shares a capacity
         # of 100 messages per process and silently drops past it; pub/sub has no such cap and no

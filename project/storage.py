@@ -1,9 +1,11 @@
 """Static files storage: hashed, compressed names once `collectstatic` has run, plain names before."""
 
+from __future__ import annotations
+
 from whitenoise.storage import CompressedManifestStaticFilesStorage
 
 
-class StaticFilesStorage(CompressedManifestStaticFilesStorage):
+class StaticFilesStorage(CompressedManifestStaticFilesStorage):  # type: ignore[misc]  # whitenoise ships no types
     """Without the fallback, `daphne project.asgi:application` with DEBUG=0 before any
     `collectstatic` answers every page with a 500 (no manifest entry, no file to hash). Falling back
     to the plain name keeps the site up; whitenoise then serves the file from the app folders."""
@@ -12,6 +14,7 @@ class StaticFilesStorage(CompressedManifestStaticFilesStorage):
 
     def stored_name(self, name: str) -> str:
         try:
-            return super().stored_name(name)
+            stored: str = super().stored_name(name)
+            return stored
         except ValueError:
             return name

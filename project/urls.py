@@ -1,5 +1,7 @@
 """Root URL map: each app owns its URLs; the admin and the RQ dashboard are for staff."""
 
+from __future__ import annotations
+
 from django.contrib import admin
 from django.templatetags.static import static
 from django.urls import include, path

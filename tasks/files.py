@@ -40,10 +40,11 @@ def work_files_discard(task_id: TaskId) -> None:
         path.unlink(missing_ok=True)
 
 
-class _WorkFile(File):
+class _WorkFile(File[bytes]):
     # With temporary_file_path(), FileSystemStorage moves the file into place instead of
     # copying it; any other storage backend streams it from disk as usual.
     def temporary_file_path(self) -> str:
+        assert self.file is not None  # made with an open handle
         return str(self.file.name)
 
 

@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import mimetypes
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import wraps
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.utils.http import content_disposition_header
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+_View = TypeVar("_View", bound=Callable[..., HttpResponseBase])
+
+
+class AuthenticatedHttpRequest(HttpRequest):
+    """For annotations only: the request of a view behind `login_required` (or
+    `login_required_json_or_redirect`), whose user is signed in. Django still passes its own
+    HttpRequest; this tells the type checker that `request.user` is a user, not AnonymousUser."""
+
+    user: User
 
 
 def wants_json(request: HttpRequest) -> bool:
@@ -19,17 +32,17 @@ def wants_json(request: HttpRequest) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
 
-def login_required_json_or_redirect(view):
+def login_required_json_or_redirect(view: _View) -> _View:
     """Anonymous JSON clients get 401 JSON; anonymous browsers are redirected to the login page."""
     redirecting_view = login_required(view)
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs):
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not request.user.is_authenticated and (wants_json(request) or request.path.startswith("/api/")):
             return JsonResponse({"error": "Authentication required."}, status=401)
         return redirecting_view(request, *args, **kwargs)
 
-    return wrapper
+    return cast("_View", wrapper)  # the view's own signature; a 401 is a JsonResponse like any answer
 
 
 # --- Serving a result file: GET, HEAD and single byte ranges (RFC 9110, section 14) ------------
@@ -87,8 +100,10 @@ def file_download_response(
     """A private attachment: the whole file, one byte range of it (206, for resumed downloads), or
     for HEAD only the headers. `handle` is closed when the response is done with it."""
     content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    disposition = content_disposition_header(as_attachment=True, filename=filename)
+    assert disposition is not None  # None only for an inline response without a file name
     headers = {
-        "Content-Disposition": content_disposition_header(as_attachment=True, filename=filename),
+        "Content-Disposition": disposition,
         "Accept-Ranges": "bytes",
         "ETag": etag,
         "X-Content-Type-Options": "nosniff",

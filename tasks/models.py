@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 class TaskQuerySet(models.QuerySet["Task"]):
     def for_user(self, user: AbstractBaseUser | AnonymousUser) -> TaskQuerySet:
-        return self.filter(user_id=user.pk)
+        return self.filter(user_id=user.pk)  # type: ignore[misc]  # AnonymousUser.pk is None: no task matches
 
     def unfinished(self) -> TaskQuerySet:
         return self.filter(status__in=Task.UNFINISHED)

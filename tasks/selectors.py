@@ -95,7 +95,7 @@ def task_list_for_user(*, user: AnyUser, kind: str | None = None, limit: int = 5
 
 def task_page_for_user(
     *, user: AnyUser, kind: str | None = None, page: str | int | None = None, per_page: int = TASKS_PER_PAGE
-) -> Page:
+) -> Page[Task]:
     """One page of the user's tasks (of a kind), newest first; a page number out of range or not
     a number gives the nearest page, as a person following an old link would want."""
     return Paginator(_tasks_of(user, kind), per_page).get_page(page)

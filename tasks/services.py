@@ -32,7 +32,7 @@ from .reconcile import task_reconcile
 from .state import task_announce, task_mark_cancelled, task_mark_expired
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import AbstractBaseUser, User
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class QueueUnavailable(Exception):
 
 def task_start(
     *,
-    user: AbstractBaseUser,
+    user: User,
     kind: str,
     params: dict[str, Any] | None = None,
     input_file: Path | None = None,
@@ -110,7 +110,7 @@ def task_start(
         return _task_create(user, spec.name, params or {}, input_file)
 
 
-def _task_create(user: AbstractBaseUser, kind: str, params: dict[str, Any], input_file: Path | None) -> Task:
+def _task_create(user: User, kind: str, params: dict[str, Any], input_file: Path | None) -> Task:
     # Inside a caller's transaction, a savepoint keeps a refused insert from spoiling it; on its own
     # (a view, in autocommit), the insert is one statement: no BEGIN and COMMIT round trips.
     guard = transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext()

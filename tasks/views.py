@@ -17,7 +17,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .http import file_download_response, login_required_json_or_redirect, wants_json
+from .http import AuthenticatedHttpRequest, file_download_response, login_required_json_or_redirect, wants_json
 from .kinds import UnknownTaskKind
 from .limits import TaskLaunchLimited, TaskQuotaExceeded
 from .models import Task
@@ -81,7 +81,7 @@ def _refused(
 
 @require_GET
 @login_required
-def task_list_page(request: HttpRequest) -> HttpResponse:
+def task_list_page(request: AuthenticatedHttpRequest) -> HttpResponse:
     page = task_page_for_user(user=request.user, page=request.GET.get("page"))
     return render(request, "tasks/task_list.html", {"page_obj": page, "tasks": page})
 
@@ -89,7 +89,7 @@ def task_list_page(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 def task_detail(
-    request: HttpRequest, task_id: str, kind: str | None = None, template: str = "tasks/task_detail.html"
+    request: AuthenticatedHttpRequest, task_id: str, kind: str | None = None, template: str = "tasks/task_detail.html"
 ) -> HttpResponse:
     task = task_get_for_user(user=request.user, task_id=task_id, kind=kind)
     return render(request, template, {"task": task, "task_json": task_to_dict(task)})
@@ -97,7 +97,7 @@ def task_detail(
 
 @require_POST
 @login_required_json_or_redirect
-def task_cancel_view(request: HttpRequest, task_id: str, kind: str | None = None) -> HttpResponse:
+def task_cancel_view(request: AuthenticatedHttpRequest, task_id: str, kind: str | None = None) -> HttpResponse:
     task = task_get_for_user(user=request.user, task_id=task_id, kind=kind)
     try:
         task = task_cancel(task=task)
@@ -114,7 +114,7 @@ def task_cancel_view(request: HttpRequest, task_id: str, kind: str | None = None
 
 @require_http_methods(["GET", "HEAD"])
 @login_required
-def task_download(request: HttpRequest, task_id: str, kind: str | None = None) -> HttpResponseBase:
+def task_download(request: AuthenticatedHttpRequest, task_id: str, kind: str | None = None) -> HttpResponseBase:
     task = task_get_for_user(user=request.user, task_id=task_id, kind=kind)
     if not task_has_file(task):
         return _file_gone(request, task)
@@ -147,7 +147,7 @@ def _list_url(request: HttpRequest, task: Task | None) -> str:
 
 @require_POST
 @login_required_json_or_redirect
-def task_delete_view(request: HttpRequest, task_id: str, kind: str | None = None) -> HttpResponse:
+def task_delete_view(request: AuthenticatedHttpRequest, task_id: str, kind: str | None = None) -> HttpResponse:
     task = task_get_for_user(user=request.user, task_id=task_id, kind=kind)
     try:
         task_delete(task=task)
@@ -164,7 +164,7 @@ def task_delete_view(request: HttpRequest, task_id: str, kind: str | None = None
 
 @require_POST
 @login_required_json_or_redirect
-def task_clear_view(request: HttpRequest) -> HttpResponse:
+def task_clear_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Delete the user's finished tasks, of one kind if the form says which (`kind`)."""
     kind = request.POST.get("kind") or None
     cleared = tasks_clear_finished(user=request.user, kind=kind)
@@ -176,7 +176,7 @@ def task_clear_view(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required_json_or_redirect
-def api_task_list(request: HttpRequest) -> JsonResponse:
+def api_task_list(request: AuthenticatedHttpRequest) -> JsonResponse:
     # ?scope=all is the staff feed (the admin's polling fallback): every user's recent tasks.
     if request.GET.get("scope") == "all" and request.user.is_staff:
         return JsonResponse({"tasks": task_snapshot_for(user=request.user, all_users=True)})
@@ -197,5 +197,5 @@ def api_task_list(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 @login_required_json_or_redirect
-def api_task_detail(request: HttpRequest, task_id: str) -> JsonResponse:
+def api_task_detail(request: AuthenticatedHttpRequest, task_id: str) -> JsonResponse:
     return JsonResponse(task_to_dict(task_get_for_user(user=request.user, task_id=task_id)))

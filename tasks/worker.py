@@ -38,7 +38,7 @@ def warm_up() -> None:
             # A pool keeps sockets open, which every forked horse would share: none in a worker
             # (project/asgi.py turns pooling on for daphne only). Each horse connects on its own.
             logger.warning("DATABASE_POOL is on in a worker; closing the pool (it is meant for daphne)")
-            connection.close_pool()
+            connection.close_pool()  # type: ignore[attr-defined]  # PostgreSQL's wrapper has it (Django 5.1+)
     reverse("tasks:detail", kwargs={"task_id": uuid.uuid4()})  # builds the URL resolver
     publisher_warm_up()
     datetime.strptime("2000", "%Y")  # imports _strptime, which RQ uses to read dates in every horse
@@ -73,7 +73,7 @@ class TaskWorker(Worker):
             os.nice(settings.WORKER_NICENESS)
 
     def handle_work_horse_killed(self, job: Any, retpid: int, ret_val: int, rusage: Any) -> None:
-        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)  # type: ignore[no-untyped-call]  # rq leaves it unannotated
         if task_fail_worker_lost(job.id):
             logger.warning("Task %s failed: its work horse died (waitpid status %s)", job.id, ret_val)
         task_cleanup(job.id)

@@ -1,6 +1,8 @@
 """The documented Task JSON (docs/protocol.md), written out here rather than imported from the
 code under test, so that a change to the shape has to change this contract on purpose."""
 
+from __future__ import annotations
+
 TASK_KEYS = frozenset(
     {
         "id",

@@ -1,5 +1,7 @@
 """The site's URLs plus one view that fails, to see the 500 page (tests/test_error_pages.py)."""
 
+from __future__ import annotations
+
 from django.core.exceptions import PermissionDenied
 from django.urls import path
 

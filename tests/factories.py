@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 import factory
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest

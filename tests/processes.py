@@ -11,6 +11,7 @@ import time
 from contextlib import contextmanager
 from email.message import Message
 from pathlib import Path
+from typing import Any
 
 from django.db import connection
 
@@ -193,7 +194,7 @@ class HttpSession:
     def __init__(self, port: int, session_key: str | None = None) -> None:
         self.port = port
         self.cookies = {"sessionid": session_key} if session_key else {}
-        self.last_headers = None
+        self.last_headers: Any = None  # the last response's headers (an http.client.HTTPMessage)
 
     def _cookie_header(self) -> str:
         return "; ".join(f"{k}={v}" for k, v in self.cookies.items())

@@ -5,6 +5,8 @@ never inherit a developer's REDIS_URL). Processes that tests start (worker, daph
 through os.environ, plus whatever a test overrides for them (tests/processes.py: child_env).
 """
 
+from __future__ import annotations
+
 import os
 from pathlib import Path
 

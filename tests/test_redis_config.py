@@ -85,7 +85,7 @@ def test_queue_and_channel_layer_work_through_redis_sentinel(tmp_path):
                         assert status == 202, body
                         assert redis.Redis(port=master.port).llen("rq:queue:default") == 1
                         worker = asyncio.create_task(asyncio.to_thread(run_burst_worker, env))
-                        seen = []
+                        seen: list[dict] = []
                         while not seen or seen[-1]["status"] != "succeeded":
                             seen.append(json.loads(await asyncio.wait_for(ws.recv(), 30))["task"])
                         assert (await worker).returncode == 0

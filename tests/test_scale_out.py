@@ -36,7 +36,7 @@ async def follow_own_export(user_index: int, cookie: str, launch_port: int, sock
         )
         assert status == 202, body
         task_id = json.loads(body)["id"]
-        received = []
+        received: list[dict] = []
         while not received or received[-1]["status"] not in ("succeeded", "failed", "cancelled"):
             message = json.loads(await asyncio.wait_for(ws.recv(), 120))
             assert message["type"] == "task"

@@ -33,8 +33,8 @@ def test_css_and_js_are_served_before_and_after_collectstatic(tmp_path):
         [sys.executable, "manage.py", "collectstatic", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True
     )
     with daphne(env) as (port, _):
-        page = fetch(port, "/accounts/login/")[2].decode()
-        (css,) = re.findall(r'href="(/static/css/app\.[0-9a-f]{12}\.css)"', page)
+        html = fetch(port, "/accounts/login/")[2].decode()
+        (css,) = re.findall(r'href="(/static/css/app\.[0-9a-f]{12}\.css)"', html)
         status, cache_control, body = fetch(port, css)
         assert status == 200 and b".post .body" in body
         assert "immutable" in cache_control, "hashed files are cached for good"

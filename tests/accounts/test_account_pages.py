@@ -101,7 +101,9 @@ def test_a_password_reset_email_goes_through_the_queue_and_its_link_sets_a_new_p
 
     (message,) = mail.outbox
     assert message.to == [user.email]
-    link = re.search(r"http://\S+/accounts/reset/\S+/", message.body).group(0)
+    match = re.search(r"http://\S+/accounts/reset/\S+/", str(message.body))
+    assert match, message.body
+    link = match.group(0)
     path = link.split("://", 1)[1].split("/", 1)[1]
     form_page = client.get("/" + path, follow=True)
     assert form_page.status_code == 200 and 'name="new_password1"' in form_page.content.decode()

@@ -260,7 +260,7 @@ def test_staff_admin_task_list_updates_another_users_task_live(site_env, queued_
         page.context.close()
 
 
-VIEWPORTS = {
+VIEWPORTS: dict[str, dict] = {
     "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
     "desktop": {"viewport": {"width": 1280, "height": 800}},
 }

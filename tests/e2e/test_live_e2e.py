@@ -39,7 +39,7 @@ class HttpClient:
         self._opener = build_opener(HTTPCookieProcessor(self.jar))
 
     def cookie(self, name: str) -> str:
-        values = [c.value for c in self.jar if c.name == name]
+        values = [c.value for c in self.jar if c.name == name and c.value is not None]
         assert values, f"no {name} cookie was set"
         return values[-1]
 

@@ -13,7 +13,9 @@ from tasks.models import Task
 from tests.contract import TASK_KEYS
 from tests.factories import TaskFactory, UserFactory
 
-JSON = {"HTTP_ACCEPT": "application/json"}
+JSON: dict = {
+    "HTTP_ACCEPT": "application/json"
+}  # extra headers: dict[str, str] would clash with Client's typed options
 
 
 def ago(**kwargs):

@@ -206,6 +206,7 @@ def test_reconcile_fails_a_running_task_whose_job_stopped_heartbeating(
     with django_capture_on_commit_callbacks(execute=True):
         task = export_start(user=user)
     job = export_job_fetch(str(task.id))
+    assert job is not None
     # The job as a worker left it when it was killed: started, last heartbeat long ago.
     queue.connection.hset(
         job.key, mapping={"status": JobStatus.STARTED, "last_heartbeat": "2020-01-01T00:00:00.000000Z"}
@@ -226,6 +227,7 @@ def test_reconcile_fails_a_task_whose_worker_died_before_marking_it_running(
     with django_capture_on_commit_callbacks(execute=True):
         task = export_start(user=user)
     job = export_job_fetch(str(task.id))
+    assert job is not None
     queue.connection.hset(
         job.key, mapping={"status": JobStatus.STARTED, "last_heartbeat": "2020-01-01T00:00:00.000000Z"}
     )
@@ -238,7 +240,9 @@ def test_reconcile_fails_a_task_whose_worker_died_before_marking_it_running(
 def test_a_relaunch_clears_a_task_whose_worker_was_lost(user, user_client, queue, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         first = export_start(user=user)
-    queue.connection.delete(export_job_fetch(str(first.id)).key)
+    job = export_job_fetch(str(first.id))
+    assert job is not None
+    queue.connection.delete(job.key)
     Task.objects.filter(pk=first.pk).update(status=Task.Status.RUNNING)
 
     with django_capture_on_commit_callbacks(execute=True):

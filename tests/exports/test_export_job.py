@@ -63,7 +63,7 @@ def test_export_writes_every_post_byte_exactly_and_emails_it(user, queue, django
     assert attachment.mimetype == "application/gzip"
     assert gzip.decompress(attachment.content) == raw
     assert "Your export of 5 posts is ready" in message.body and "times in this email are UTC" in message.body
-    assert re.search(r"kept for 7 days, until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", message.body), message.body
+    assert re.search(r"kept for 7 days, until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", str(message.body)), message.body
 
 
 def test_user_without_posts_gets_an_empty_valid_export(user, queue, django_capture_on_commit_callbacks):

@@ -19,7 +19,9 @@ from tests.contract import TASK_KEYS
 from tests.factories import TaskFactory, UserFactory
 from tests.processes import free_port
 
-JSON = {"HTTP_ACCEPT": "application/json"}
+JSON: dict = {
+    "HTTP_ACCEPT": "application/json"
+}  # extra headers: dict[str, str] would clash with Client's typed options
 EXPORTS_URL = "/exports/"
 
 

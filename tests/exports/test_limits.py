@@ -18,7 +18,9 @@ from tests.factories import PostFactory, UserFactory
 from tests.live import session_cookie_for
 from tests.processes import HttpSession, child_env, daphne, run_burst_worker
 
-JSON = {"HTTP_ACCEPT": "application/json"}
+JSON: dict = {
+    "HTTP_ACCEPT": "application/json"
+}  # extra headers: dict[str, str] would clash with Client's typed options
 
 
 @pytest.mark.slow

@@ -137,9 +137,11 @@ def test_the_first_message_after_redis_returns_is_not_lost():
             stderr=subprocess.STDOUT,
             text=True,
         )
+        assert publisher.stdin is not None and publisher.stdout is not None
         try:
 
             def publish(task_id: str) -> str:
+                assert publisher.stdin is not None and publisher.stdout is not None
                 publisher.stdin.write(task_id + "\n")
                 publisher.stdin.flush()
                 while line := publisher.stdout.readline():

@@ -37,6 +37,8 @@ def export_through_the_site(session: HttpSession) -> bytes:
 class Feed:
     """A WebSocket on daphne, in a thread, collecting every task message it is pushed."""
 
+    messages: list[dict]
+
     def __init__(self, port: int, cookie: str) -> None:
         self.url, self.cookie, self.messages = f"ws://127.0.0.1:{port}/ws/notifications/", cookie, []
         self._stop = threading.Event()

@@ -15,7 +15,9 @@ from tasks.models import Task
 from tests.factories import TaskFactory, UserFactory, login
 
 URL = "/imports/"
-JSON = {"HTTP_ACCEPT": "application/json"}
+JSON: dict = {
+    "HTTP_ACCEPT": "application/json"
+}  # extra headers: dict[str, str] would clash with Client's typed options
 CONTENT = json.dumps({"posts": [{"body": "hello", "created_at": "2020-01-01T00:00:00Z"}]}).encode()
 
 
@@ -32,7 +34,7 @@ def browser(db):
     client = Client(enforce_csrf_checks=True)
     assert login(client, user.username)
     client.get("/posts/")
-    client.user, client.token = user, client.cookies["csrftoken"].value
+    client.user, client.token = user, client.cookies["csrftoken"].value  # type: ignore[attr-defined]  # the test's own
     return client
 
 

@@ -148,6 +148,7 @@ def test_counts_and_times_are_written_for_people(user_client, user):
     page = user_client.get(URL).content.decode()
     assert "2 posts." in page
     post = Post.objects.filter(author=user).first()
+    assert post is not None
     utc = post.created_at.astimezone(UTC)
     # A <time> with the UTC instant for machines, and readable UTC text without script (live.js
     # then shows it in the reader's own zone).
@@ -168,10 +169,14 @@ def test_a_long_post_shows_its_beginning_and_the_rest_on_demand(user_client, use
 
     page = user_client.get(URL).content.decode()
 
-    preview = re.search(r'<p class="body preview">(.*?)</p>', page, re.S).group(1)
+    match = re.search(r'<p class="body preview">(.*?)</p>', page, re.S)
+    assert match
+    preview = match.group(1)
     assert 300 < len(preview) < 700 and preview.endswith("…")
     assert "Show the whole post (10,000 characters)" in page
-    whole = re.search(r'<details class="more">.*?<p class="body">(.*?)</p>', page, re.S).group(1)
+    match = re.search(r'<details class="more">.*?<p class="body">(.*?)</p>', page, re.S)
+    assert match
+    whole = match.group(1)
     assert whole == long_body, "the whole post is on the page, in a closed <details> (no script needed)"
     assert '<p class="body">short and sweet</p>' in page
     assert "<script>" not in page and " style=" not in page and "onclick" not in page

@@ -48,7 +48,9 @@ def test_two_new_users_get_different_passwords(db):
     first, _ = seed("alice", "0")
     second, _ = seed("bob", "0")
     password_of = re.compile(r"with password: (\S+)$", re.MULTILINE)
-    assert password_of.search(first).group(1) != password_of.search(second).group(1)
+    first_match, second_match = password_of.search(first), password_of.search(second)
+    assert first_match and second_match
+    assert first_match.group(1) != second_match.group(1)
 
 
 def test_a_given_password_is_used_for_a_new_user(db):

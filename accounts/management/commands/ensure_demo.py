@@ -1,5 +1,9 @@
 """`manage.py ensure_demo`: the demo login that `make run` prints (idempotent; development only)."""
 
+from __future__ import annotations
+
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
@@ -13,7 +17,7 @@ ADMIN_USERNAME, ADMIN_PASSWORD = "admin", "admin"
 class Command(BaseCommand):
     help = "Create the demo user (with posts) and a staff admin, for local development."
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG:
             raise CommandError("ensure_demo creates well-known passwords; it runs only with DEBUG=1.")
         User = get_user_model()
