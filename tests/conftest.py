@@ -5,7 +5,7 @@ from django.test import Client
 
 from tasks.queue import default_queue
 
-from .factories import UserFactory, login
+from .factories import UserFactory, signed_in_client
 from .processes import CapturedSMTP
 
 
@@ -36,12 +36,7 @@ def other_user(db):
 
 @pytest.fixture
 def client_for():
-    def make(user, **kwargs) -> Client:
-        client = Client(**kwargs)
-        assert login(client, user.username)
-        return client
-
-    return make
+    return signed_in_client
 
 
 @pytest.fixture

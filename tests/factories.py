@@ -3,6 +3,7 @@ from __future__ import annotations
 import factory
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest
+from django.test import Client
 
 from posts.models import Post
 from tasks.models import Task
@@ -47,3 +48,16 @@ def login(client, username: str, password: str = PASSWORD) -> bool:
     request = HttpRequest()
     request.META["REMOTE_ADDR"] = "127.0.0.1"
     return client.login(request=request, username=username, password=password)
+
+
+def signed_in_client(user, **kwargs) -> Client:
+    """The one quick way in for tests: a test client with `user`'s session (the login form itself
+    is tested in tests/accounts and tests/e2e)."""
+    client = Client(**kwargs)
+    assert login(client, user.username)
+    return client
+
+
+def session_cookie_for(user) -> str:
+    """A new session of `user`, as the value of the `sessionid` cookie (for sockets, daphne, a browser)."""
+    return signed_in_client(user).cookies["sessionid"].value

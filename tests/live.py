@@ -13,18 +13,11 @@ import threading
 import time
 
 from channels.testing import WebsocketCommunicator
-from django.test import Client
 
 from project.asgi import application
-from tests.factories import login
+from tests.factories import session_cookie_for
 
 ORIGIN = b"http://127.0.0.1:8000"
-
-
-def session_cookie_for(user) -> str:
-    client = Client()
-    assert login(client, user.username)
-    return client.cookies["sessionid"].value
 
 
 class LiveFeed:

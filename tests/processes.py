@@ -261,6 +261,14 @@ class HttpSession:
         return self.request("POST", path, body=body, content_type=f"multipart/form-data; boundary={boundary}", **kwargs)
 
 
+def wait_for_log(path: Path, text: str, timeout: float = 60) -> None:
+    """Wait until a child's log holds `text`; fail after `timeout` seconds (a ceiling, not a bound)."""
+    deadline = time.monotonic() + timeout
+    while text not in path.read_text(errors="replace"):
+        assert time.monotonic() < deadline, f"{text!r} not in {path.name} after {timeout}s"
+        time.sleep(0.1)
+
+
 def wait_for_task(task_id, predicate, timeout: float):
     """Poll the task's row until `predicate(task)` holds; fail after `timeout` seconds (a ceiling, not a bound)."""
     from tasks.models import Task

@@ -49,3 +49,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast log
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
 STATIC_ROOT = _OUT / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
+
+if os.environ.get("TEST_HOLD_COMMIT_SECONDS"):  # a daphne of tests/exports/test_worker_process.py
+    MIDDLEWARE = [*MIDDLEWARE, "tests.middleware.hold_the_commit"]  # noqa: F405

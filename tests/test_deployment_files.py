@@ -311,21 +311,3 @@ def test_dockerignore_keeps_local_state_and_secrets_out_of_the_image():
     }
     assert {".git", ".venv", ".env", "db.sqlite3", "media", "staticfiles"} <= ignored
     assert not {"requirements.txt", "manage.py", "project", "static", "templates", "*"} & ignored
-
-
-def test_make_run_prints_the_port_it_serves_and_emails_link_to_it():
-    """WEB_PORT moves daphne (the Procfile), the address `make run` prints, and SITE_URL (email links)."""
-    import os
-    import subprocess
-
-    env = {k: v for k, v in os.environ.items() if k not in ("SITE_URL", "WEB_PORT", "EMAIL_URL")}
-    dry_run = subprocess.run(
-        ["make", "-n", "run"], cwd=ROOT, env={**env, "WEB_PORT": "8123"}, capture_output=True, text=True, check=True
-    ).stdout
-    assert "Starting daphne on http://127.0.0.1:8123/" in dry_run
-    assert "with links to http://127.0.0.1:8123." in dry_run
-    assert "${WEB_PORT:-8000}" in (ROOT / "Procfile").read_text()
-    makefile = (ROOT / "Makefile").read_text()
-    assert "run: export SITE_URL ?= http://127.0.0.1:$(WEB_PORT)" in makefile
-    # An absolute filemail:// path has four slashes: $(CURDIR) brings the fourth.
-    assert "run: export EMAIL_URL ?= filemail:///$(CURDIR)/sent-emails" in makefile

@@ -96,3 +96,18 @@ def test_a_process_that_exits_is_restarted_and_ctrl_c_stops_them_all(tmp_path: P
             psutil.wait_procs(stragglers, timeout=10)
         log.close()
     assert "exited: worker" in (tmp_path / "supervisord.log").read_text()
+
+
+def test_make_run_prints_the_port_it_serves_and_emails_link_to_it():
+    """WEB_PORT moves daphne (the Procfile), the address `make run` prints, and SITE_URL (email links)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SITE_URL", "WEB_PORT", "EMAIL_URL")}
+    dry_run = subprocess.run(
+        ["make", "-n", "run"], cwd=ROOT, env={**env, "WEB_PORT": "8123"}, capture_output=True, text=True, check=True
+    ).stdout
+    assert "Starting daphne on http://127.0.0.1:8123/" in dry_run
+    assert "with links to http://127.0.0.1:8123." in dry_run
+    assert "${WEB_PORT:-8000}" in (ROOT / "Procfile").read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    assert "run: export SITE_URL ?= http://127.0.0.1:$(WEB_PORT)" in makefile
+    # An absolute filemail:// path has four slashes: $(CURDIR) brings the fourth.
+    assert "run: export EMAIL_URL ?= filemail:///$(CURDIR)/sent-emails" in makefile

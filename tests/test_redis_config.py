@@ -13,8 +13,7 @@ import redis
 from websockets.asyncio.client import connect
 
 from tasks.models import Task
-from tests.factories import PostFactory, UserFactory
-from tests.live import session_cookie_for
+from tests.factories import PostFactory, UserFactory, session_cookie_for
 from tests.processes import ROOT, HttpSession, RedisServer, child_env, daphne, free_port, run_burst_worker
 
 

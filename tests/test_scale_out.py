@@ -14,8 +14,7 @@ from websockets.asyncio.client import connect
 from posts.services import posts_seed
 from tasks.models import Task
 from tasks.services import task_start
-from tests.factories import UserFactory
-from tests.live import session_cookie_for
+from tests.factories import UserFactory, session_cookie_for
 from tests.processes import HttpSession, child_env, daphne, running, wait_for_task, worker
 from tests.taskkinds.kinds import TEST_STEPS
 

@@ -14,7 +14,7 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from posts.models import Post
-from tests.live import session_cookie_for
+from tests.factories import session_cookie_for
 from tests.processes import ROOT, child_env
 
 CHROMIUM = "/usr/bin/chromium"

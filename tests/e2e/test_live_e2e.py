@@ -152,6 +152,8 @@ async def test_export_progress_is_pushed_live_until_the_download_is_ready(http, 
     intermediate = {p for p in progress if 0 < p < 100}
     assert len(intermediate) >= 5, f"too few live progress steps: {progress}"
     assert {u["status"] for u in from_worker[:-1]} == {"running"}
+    # A page shows 100 % only with the success: not while the file is stored or the email is sent.
+    assert max(u["progress"] for u in updates[:-1]) < 100, progress
     assert all(u["download_url"] is None for u in updates[:-1])
 
     final = updates[-1]

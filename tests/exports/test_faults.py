@@ -17,8 +17,8 @@ from tasks.errors import worker_lost_error
 from tasks.models import Task
 from tasks.queue import default_queue, task_job_fetch
 from tasks.state import task_mark_cancelled
-from tests.factories import PostFactory, UserFactory
-from tests.live import LiveFeed, session_cookie_for
+from tests.factories import PostFactory, UserFactory, session_cookie_for
+from tests.live import LiveFeed
 from tests.processes import (
     HttpSession,
     RedisServer,
@@ -28,6 +28,7 @@ from tests.processes import (
     free_port,
     run_burst_worker,
     scheduler,
+    wait_for_log,
     wait_for_task,
     worker,
 )
@@ -37,8 +38,10 @@ WORKER_LOST = worker_lost_error("Posts export")
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 # docs/operations.md: with the default settings (heartbeat 5 s, lost after 20 s, reconciled every
-# 10 s) a lost worker's task ends within 30 s of the kill; the margin covers process start-up.
+# 10 s) a lost worker's task ends within 30 s of the kill; the margin covers a loaded machine.
+# Tests wait for the end itself with a generous ceiling, then check the measured time against it.
 WORKER_LOST_BOUND_SECONDS = 40
+CEILING = 120
 
 
 def test_a_worker_killed_mid_export_ends_its_task_and_the_next_export_works(smtp_server):
@@ -46,10 +49,11 @@ def test_a_worker_killed_mid_export_ends_its_task_and_the_next_export_works(smtp
     PostFactory.create_batch(50, author=user)
     task = export_start(user=user)
 
-    with StalledServer() as hung_smtp:
+    healthy = child_env(EMAIL_URL=smtp_server.url)
+    with StalledServer() as hung_smtp, scheduler(healthy):  # the safety net runs before the kill
         env = child_env(EMAIL_URL=hung_smtp.url, EMAIL_TIMEOUT="300")
         with worker(env, name="worker-to-kill") as doomed:
-            wait_for_task(task.id, lambda t: t.status == "running" and t.detail.startswith("Emailing"), 30)
+            wait_for_task(task.id, lambda t: t.status == "running" and t.detail.startswith("Emailing"), CEILING)
             # The whole worker, as when its container or machine dies: the parent and its work
             # horse (which RQ puts in a session of its own, out of reach of killpg).
             family = [doomed_process := psutil.Process(doomed.pid), *doomed_process.children(recursive=True)]
@@ -60,16 +64,16 @@ def test_a_worker_killed_mid_export_ends_its_task_and_the_next_export_works(smtp
             psutil.wait_procs(family, timeout=10)
             killed_at = time.monotonic()
 
-    healthy = child_env(EMAIL_URL=smtp_server.url)
-    with scheduler(healthy), worker(healthy, name="worker-after-kill"):
-        lost = wait_for_task(task.id, lambda t: t.is_finished, WORKER_LOST_BOUND_SECONDS)
-        assert time.monotonic() - killed_at < WORKER_LOST_BOUND_SECONDS
+        lost = wait_for_task(task.id, lambda t: t.is_finished, CEILING)
+        took = time.monotonic() - killed_at
         assert lost.status == Task.Status.FAILED
         assert lost.error == WORKER_LOST
         assert not lost.file
+        assert took < WORKER_LOST_BOUND_SECONDS, f"ended {took:.1f}s after the kill"
 
-        again = export_start(user=user)
-        done = wait_for_task(again.id, lambda t: t.is_finished, 60)
+        with worker(healthy, name="worker-after-kill"):
+            again = export_start(user=user)
+            done = wait_for_task(again.id, lambda t: t.is_finished, CEILING)
     assert done.status == Task.Status.SUCCEEDED
     assert len(smtp_server.messages) == 1, "only the second export emailed"
 
@@ -144,12 +148,13 @@ def test_a_work_horse_killed_alone_fails_its_task_at_once_and_the_worker_goes_on
     with StalledServer() as hung_smtp:
         env = child_env(EMAIL_URL=hung_smtp.url, EMAIL_TIMEOUT="300")
         with worker(env, name="worker-losing-horse") as survivor:
-            wait_for_task(task.id, lambda t: t.status == "running" and t.detail.startswith("Emailing"), 30)
+            wait_for_task(task.id, lambda t: t.status == "running" and t.detail.startswith("Emailing"), CEILING)
             (horse,) = psutil.Process(survivor.pid).children(recursive=True)
             horse.send_signal(signal.SIGKILL)  # as the kernel's OOM killer would
             killed_at = time.monotonic()
-            lost = wait_for_task(task.id, lambda t: t.is_finished, 10)
-            assert time.monotonic() - killed_at < 10, "no scheduler needed: the worker itself ends the task"
+            lost = wait_for_task(task.id, lambda t: t.is_finished, CEILING)
+            took = time.monotonic() - killed_at
+            assert took < 10, f"no scheduler needed: the worker itself ends the task (took {took:.1f}s)"
             assert lost.status == Task.Status.FAILED and lost.error == WORKER_LOST
             assert survivor.poll() is None, "the worker survives its work horse"
 
@@ -161,44 +166,37 @@ def test_a_running_export_cancelled_without_a_stop_command_stops_by_itself(smtp_
     task = export_start(user=user)
     env = child_env(EMAIL_URL=smtp_server.url, EXPORT_CHUNK_SIZE="100", TASK_PROGRESS_INTERVAL="0.01")
     with worker(env, name="worker-cooperative-stop"):
-        wait_for_task(task.id, lambda t: t.status == "running" and 0 < t.progress < 50, 30)
+        wait_for_task(task.id, lambda t: t.status == "running" and 0 < t.progress < 50, CEILING)
         assert task_mark_cancelled(task.id)
-        wait_for_task(task.id, lambda t: t.status == "cancelled", 5)
-        log = Path(env["TEST_OUTPUT_DIR"]) / "worker-cooperative-stop.log"
-        deadline = time.monotonic() + 10
-        while "was ended while running" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.1)
-    assert "was ended while running" in log.read_text()
+        wait_for_log(Path(env["TEST_OUTPUT_DIR"]) / "worker-cooperative-stop.log", "was ended while running")
     task.refresh_from_db()
     assert task.progress < 100 and not task.file
     assert smtp_server.messages == []
     assert not files.work_path(task.id).exists()
 
 
-def test_cancelling_a_running_export_stops_its_work_horse(smtp_server):
+def test_cancelling_a_running_export_stops_its_work_horse():
     user = UserFactory()
-    posts_seed(author=user, count=200_000)
-    env = child_env(EMAIL_URL=smtp_server.url, EXPORT_CHUNK_SIZE="100", TASK_PROGRESS_INTERVAL="0.01")
-    with daphne(env) as (port, _), worker(env, name="worker-stop-job") as running_worker:
-        session = HttpSession(port, session_cookie_for(user))
-        status, body = session.request("POST", "/exports/", json_client=True)
-        task_id = json.loads(body)["id"]
-        wait_for_task(task_id, lambda t: t.status == "running" and 0 < t.progress < 50, 30)
-        (horse,) = psutil.Process(running_worker.pid).children(recursive=True)
+    PostFactory.create_batch(50, author=user)
+    # The mail server never answers: the job is surely still running when the cancel arrives, and
+    # only RQ's stop-job command (which kills the work horse) can end it.
+    with StalledServer() as hung_smtp:
+        env = child_env(EMAIL_URL=hung_smtp.url, EMAIL_TIMEOUT="300")
+        with daphne(env) as (port, _), worker(env, name="worker-stop-job") as running_worker:
+            session = HttpSession(port, session_cookie_for(user))
+            status, body = session.request("POST", "/exports/", json_client=True)
+            task_id = json.loads(body)["id"]
+            wait_for_task(task_id, lambda t: t.status == "running" and t.detail.startswith("Emailing"), CEILING)
+            (horse,) = psutil.Process(running_worker.pid).children(recursive=True)
 
-        status, body = session.request("POST", f"/exports/{task_id}/cancel/", json_client=True)
-        assert status == 200 and json.loads(body)["status"] == "cancelled"
-        horse.wait(10)  # killed by the worker on RQ's stop-job command, not left to finish
-        log = Path(env["TEST_OUTPUT_DIR"]) / "worker-stop-job.log"
-        deadline = time.monotonic() + 10
-        while "stopped by user" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert "stopped by user" in log.read_text()
-        assert running_worker.poll() is None, "the worker itself goes on"
+            status, body = session.request("POST", f"/exports/{task_id}/cancel/", json_client=True)
+            assert status == 200 and json.loads(body)["status"] == "cancelled"
+            horse.wait(CEILING)  # killed by the worker on RQ's stop-job command, not left to hang
+            wait_for_log(Path(env["TEST_OUTPUT_DIR"]) / "worker-stop-job.log", "stopped by user")
+            assert running_worker.poll() is None, "the worker itself goes on"
 
     task = Task.objects.get(pk=task_id)
     assert task.status == Task.Status.CANCELLED and task.progress < 100 and not task.file
-    assert smtp_server.messages == []
     assert not files.work_path(task_id).exists(), "the partial file is deleted"
     # A cancel is not a failure: no record is left in RQ's failed registry (it kept them a year).
     assert task_job_fetch(task_id) is None

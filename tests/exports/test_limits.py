@@ -14,8 +14,7 @@ from django.core.files.storage import default_storage
 from django.test import Client
 
 from tasks.models import Task
-from tests.factories import PostFactory, UserFactory
-from tests.live import session_cookie_for
+from tests.factories import PostFactory, UserFactory, session_cookie_for
 from tests.processes import HttpSession, child_env, daphne, run_burst_worker
 
 JSON: dict = {

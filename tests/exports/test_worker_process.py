@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import date
+import time
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from django.test import Client
+from rq import Worker
 
 from tasks.models import Task
-from tests.factories import PostFactory, UserFactory, login
-from tests.processes import child_env, run_burst_worker
+from tasks.queue import task_job_fetch
+from tests.factories import PostFactory, UserFactory, session_cookie_for, signed_in_client
+from tests.processes import HttpSession, child_env, daphne, run_burst_worker, wait_for_task, worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -19,8 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 def test_rqworker_process_runs_an_export_end_to_end(queue, smtp_server):
     user = UserFactory()
     PostFactory.create_batch(2500, author=user, body="Grüße 🌍")
-    client = Client()
-    assert login(client, user.username)
+    client = signed_in_client(user)
 
     response = client.post("/exports/", HTTP_ACCEPT="application/json")
     assert response.status_code == 202
@@ -47,3 +48,37 @@ def test_rqworker_process_runs_an_export_end_to_end(queue, smtp_server):
     assert [part.get_filename() for part in attachments] == [f"posts-{user.username}-{date.today():%Y-%m-%d}.json.gz"]
     assert json.loads(gzip.decompress(attachments[0].get_payload(decode=True))) == data
     assert Task.objects.get(pk=task_id).finished_at is not None
+
+
+HOLD = 1.5  # seconds daphne keeps each launch's transaction open after the view answered
+
+
+def test_the_job_is_enqueued_only_once_the_launch_has_committed(queue, smtp_server):
+    """End to end: a worker already waits on the queue while daphne holds the launch's transaction
+    open (tests/middleware.py). A job enqueued before the commit would reach it at once, find no
+    queued task (it is not committed yet) and skip it, leaving the export queued for ever."""
+    user = UserFactory()
+    PostFactory.create_batch(3, author=user)
+    with (
+        worker(child_env(EMAIL_URL=smtp_server.url)),
+        daphne(child_env(TEST_HOLD_COMMIT_SECONDS=str(HOLD))) as (port, _),
+    ):
+        deadline = time.monotonic() + 60
+        while not Worker.all(queue=queue):
+            assert time.monotonic() < deadline, "the worker did not start"
+            time.sleep(0.05)
+        site = HttpSession(port, session_cookie_for(user))
+        site.request("GET", "/exports/")  # the CSRF cookie first, so the timed POST is the launch alone
+        sent = datetime.now(UTC)
+        status, body = site.request("POST", "/exports/", json_client=True)
+        assert status == 202, body
+        assert datetime.now(UTC) - sent >= timedelta(seconds=HOLD), "the launch's commit was held"
+        task = wait_for_task(json.loads(body)["id"], lambda t: t.is_finished, 60)
+    # On SQLite the worker's UPDATE would wait for daphne's write lock and so hide an early
+    # enqueue; the job's own record says when it was queued, on every database.
+    job = task_job_fetch(str(task.id))
+    assert job is not None and job.enqueued_at is not None
+    enqueued_at = job.enqueued_at.replace(tzinfo=job.enqueued_at.tzinfo or UTC)
+    assert enqueued_at - sent >= timedelta(seconds=HOLD), "queued only once the transaction committed"
+    assert task.status == Task.Status.SUCCEEDED, task.error
+    assert [m["To"] for m in smtp_server.messages] == [user.email]

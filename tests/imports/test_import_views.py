@@ -12,7 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tasks.files import work_dir
 from tasks.models import Task
-from tests.factories import TaskFactory, UserFactory, login
+from tests.factories import TaskFactory, UserFactory, signed_in_client
 
 URL = "/imports/"
 JSON: dict = {
@@ -31,8 +31,7 @@ def upload(content: bytes = CONTENT, name: str = "posts.json") -> io.BytesIO:
 def browser(db):
     """A signed-in client that enforces CSRF like a browser's session, with its token at hand."""
     user = UserFactory()
-    client = Client(enforce_csrf_checks=True)
-    assert login(client, user.username)
+    client = signed_in_client(user, enforce_csrf_checks=True)
     client.get("/posts/")
     client.user, client.token = user, client.cookies["csrftoken"].value  # type: ignore[attr-defined]  # the test's own
     return client

@@ -14,7 +14,6 @@ from datetime import timedelta
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.test import Client
 from django.utils import timezone
 
 from project.asgi import application
@@ -22,7 +21,7 @@ from tasks.models import Task
 from tasks.progress import ProgressReporter, TaskNoLongerRunning
 from tasks.state import task_mark_running, task_mark_succeeded
 from tests.contract import TASK_KEYS
-from tests.factories import TaskFactory, UserFactory, login
+from tests.factories import TaskFactory, UserFactory, session_cookie_for, signed_in_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,19 +33,13 @@ TIMEOUT = 5
 QUIET = 0.5
 
 
-def logged_in_client(user) -> Client:
-    client = Client()
-    assert login(client, user.username)
-    return client
-
-
 def session_cookie(user) -> bytes:
-    return f"sessionid={logged_in_client(user).cookies['sessionid'].value}".encode()
+    return f"sessionid={session_cookie_for(user)}".encode()
 
 
 def api_task(user, task_id) -> dict:
     """The task as /api/tasks/<id>/ shows it to its owner: the shape every socket message must have."""
-    response = logged_in_client(user).get(f"/api/tasks/{task_id}/")
+    response = signed_in_client(user).get(f"/api/tasks/{task_id}/")
     assert response.status_code == 200
     return response.json()
 

@@ -10,8 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.factories import UserFactory
-from tests.live import session_cookie_for
+from tests.factories import UserFactory, session_cookie_for
 from tests.processes import child_env, daphne
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

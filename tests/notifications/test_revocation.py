@@ -17,15 +17,13 @@ from datetime import timedelta
 import pytest
 from django.contrib.sessions.models import Session
 from django.db import connection
-from django.test import Client
 from django.utils import timezone
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from notifications.consumers import RECHECK_JITTER
 from tasks.state import task_mark_running
-from tests.factories import TaskFactory, UserFactory, login
-from tests.live import session_cookie_for
+from tests.factories import TaskFactory, UserFactory, session_cookie_for, signed_in_client
 from tests.processes import HttpSession, child_env, daphne
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -109,8 +107,7 @@ def test_a_password_change_in_the_admin_closes_every_socket_of_that_user(site):
     admin = UserFactory(is_staff=True, is_superuser=True)
     their_task = TaskFactory(user=bystander)
     mine, theirs = session_cookie_for(user), session_cookie_for(bystander)
-    admin_client = Client()
-    assert login(admin_client, admin.username)
+    admin_client = signed_in_client(admin)
 
     def change_password_in_the_admin():
         response = admin_client.post(

@@ -17,8 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from notifications.sockets import STALE_AFTER_RECHECKS, _key
 from tasks.queue import default_queue
-from tests.factories import UserFactory
-from tests.live import session_cookie_for
+from tests.factories import UserFactory, session_cookie_for
 from tests.processes import child_env, daphne
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from posts.models import Post
-from tests.factories import UserFactory
-from tests.live import session_cookie_for
+from tests.factories import UserFactory, session_cookie_for
 from tests.processes import HttpSession, child_env, daphne
 
 
