@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -42,8 +43,11 @@ class TaskKind:
     # After a failure or cancel, once no job is writing any more: remove partial output. Must be
     # idempotent; the core retries it until it returns (tasks/cleanup.py).
     cleanup: Callable[[Task], None] | None = None
-    # The file name a download of the result gets.
-    download_name: Callable[[Task], str] = field(default=lambda task: f"{task.kind}-{task.id}")
+    # The file name a download of the result gets (by default the kind and id, with the stored
+    # file's extension).
+    download_name: Callable[[Task], str] = field(
+        default=lambda task: f"{task.kind}-{task.id}{PurePosixPath(task.file.name).suffix}"
+    )
     # The detail a cancelled task shows.
     cancelled_detail: str = "Cancelled."
     # Whether the admin's Retry may start the same work again (false when the input is gone).

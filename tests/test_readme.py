@@ -10,7 +10,7 @@ from rq import SimpleWorker
 
 from tasks.kinds import get_kind
 from tasks.models import Task
-from tests.factories import PostFactory, UserFactory
+from tests.factories import PostFactory, UserFactory, signed_in_client
 from tests.processes import ROOT
 
 
@@ -42,6 +42,8 @@ def test_the_readme_example_is_a_working_kind(db, queue, django_capture_on_commi
     task = Task.objects.get(kind="count_words")
     assert (task.status, task.detail, task.label) == ("succeeded", "5 different words", "Word count")
     assert task.file.open("rb").read().decode().splitlines()[0] == "the,3"
+    download = signed_in_client(user).get(f"/tasks/{task.id}/download/")
+    assert download["Content-Disposition"] == f'attachment; filename="count_words-{task.id}.csv"'
     assert get_kind("count_words").job_timeout() == 600
 
 
