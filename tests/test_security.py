@@ -39,7 +39,7 @@ def test_the_owner_downloads_the_file_that_others_cannot(task, user_client):
     for url in ("/exports/{id}/download/", "/tasks/{id}/download/"):
         response = user_client.get(url.format(id=task.id))
         assert response.status_code == 200
-        assert b"".join(response.streaming_content) == SECRET  # type: ignore[attr-defined]
+        assert b"".join(response.streaming_content) == SECRET
 
 
 @pytest.mark.parametrize("url", PAGES)
