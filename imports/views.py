@@ -1,6 +1,7 @@
 """Import pages: POST /imports/ takes the upload; a task's own pages are the core's (imports/urls.py).
 
-The checks run in the documented order (docs/imports.md): 401, 403 (CSRF), 413, 400, 409, 503.
+The checks run in the documented order (docs/imports.md): 401, 403 (CSRF), 413, 400, 409, then the
+core's launch checks: 429 (launch rate), 409 (storage quota), 503 (no queue).
 CSRF is checked here rather than by the middleware, because the middleware would read the whole
 body before the upload handler is in place to cap it.
 """

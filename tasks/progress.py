@@ -47,7 +47,7 @@ class ProgressReporter:
 
     def say(self, detail: str) -> None:
         """A new detail line now, unthrottled, with the latest percentage: for a step that may take
-        a while or that the user must see at once ("Emailing…", "Retrying in 4 s…")."""
+        a while or that the user must see at once ("Emailing…", "Retrying in 2 s…")."""
         self._last_write, self._last_percent, self._last_detail = time.monotonic(), self._percent, detail
         if task_set_progress(self.task_id, progress=self._percent, detail=detail) is None:
             raise TaskNoLongerRunning(self.task_id)
