@@ -27,9 +27,9 @@ from tasks.models import Task
 CHUNK_SIZE = 1024 * 1024
 # Headers, the text part and the MIME boundaries of this email: a generous bound (it is ~2 KiB).
 EMAIL_OVERHEAD_BYTES = 32 * 1024
-# Posts of real words compress about 4 times (gzip -6 on 40 MiB of them; the benchmarks' generated
-# posts 10 times): a file more than this many times the attachment budget gets a link without
-# being compressed first. At 1,000,000 posts (88 MiB) trying cost the export seconds.
+# Posts of real words compress about 4 times (gzip -6 on 40 MiB of them; the export benchmark's
+# numbered posts over 12 times): a file more than this many times the attachment budget gets a
+# link without being compressed first. At 1,000,000 posts (88 MiB) trying cost the export seconds.
 MAX_COMPRESSION_RATIO = 10
 # zlib's default: level 9 took 1.3 times as long there for an attachment 2% smaller.
 COMPRESS_LEVEL = 6
