@@ -190,7 +190,8 @@ def test_the_compose_environment_is_accepted_by_the_settings(services):
         "print(json.dumps({'debug': s.DEBUG, 'hosts': s.ALLOWED_HOSTS, 'media': str(s.MEDIA_ROOT), "
         "'db': [s.DATABASES['default'][k] for k in ('ENGINE', 'HOST', 'PORT', 'CONN_MAX_AGE')], "
         "'rq': s.RQ_QUEUES['default']['URL'], 'key': s.SECRET_KEY, "
-        "'email': getattr(s, 'MAILERS', {}).get('default', {}).get('BACKEND') or s.EMAIL_BACKEND}))"
+        "'email': getattr(s, 'MAILERS', {}).get('default', {}).get('BACKEND') or s.EMAIL_BACKEND, "
+        "'csrf': s.CSRF_TRUSTED_ORIGINS, 'proxy': s.SECURE_PROXY_SSL_HEADER}))"
     )
     child_env = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "project.settings", **env}
     result = subprocess.run(
@@ -211,6 +212,8 @@ def test_the_compose_environment_is_accepted_by_the_settings(services):
     assert loaded["rq"] == "redis://redis:6379/0"
     assert loaded["email"] == "django.core.mail.backends.console.EmailBackend"
     assert loaded["key"] == env["SECRET_KEY"]
+    # Behind a TLS proxy the operator sets these two; unset, they change nothing.
+    assert loaded["csrf"] == [] and loaded["proxy"] is None
 
 
 # --- the same commands everywhere ----------------------------------------------------------
