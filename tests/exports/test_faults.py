@@ -117,10 +117,11 @@ def test_redis_stopped_while_queued_then_started_again(smtp_server):
             assert status == 202, "launching works again once Redis is back"
 
 
-def test_a_failing_channel_layer_does_not_hurt_the_export(smtp_server):
+def test_a_failing_channel_layer_does_not_hurt_the_export(queue, smtp_server):
     user = UserFactory()
     PostFactory.create_batch(3000, author=user)
     task = export_start(user=user)
+    assert queue.job_ids == [str(task.id)], "the job waits in the queue for the worker below"
 
     dead_layer = f"redis://127.0.0.1:{free_port()}/0"  # the layer's Redis refuses connections
     result = run_burst_worker(
@@ -129,7 +130,7 @@ def test_a_failing_channel_layer_does_not_hurt_the_export(smtp_server):
     assert result.returncode == 0, result.stdout + result.stderr
 
     task.refresh_from_db()
-    assert task.status == Task.Status.SUCCEEDED and task.progress == 100
+    assert task.status == Task.Status.SUCCEEDED and task.progress == 100, result.stdout + result.stderr
     assert json.loads(task.file.open("rb").read())["count"] == 3000
     assert len(smtp_server.messages) == 1
     log = result.stdout + result.stderr
