@@ -261,12 +261,22 @@ class HttpSession:
         return self.request("POST", path, body=body, content_type=f"multipart/form-data; boundary={boundary}", **kwargs)
 
 
-def wait_for_log(path: Path, text: str, timeout: float = 60) -> None:
-    """Wait until a child's log holds `text`; fail after `timeout` seconds (a ceiling, not a bound)."""
+# A generous ceiling for waiting on an event: tests assert their bounds on the measured time.
+CEILING = 120
+
+
+def wait_until(predicate: Any, timeout: float = CEILING, interval: float = 0.1) -> Any:
+    """Poll until `predicate()` is truthy and return its value; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    while text not in path.read_text(errors="replace"):
-        assert time.monotonic() < deadline, f"{text!r} not in {path.name} after {timeout}s"
-        time.sleep(0.1)
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"not within {timeout}s"
+        time.sleep(interval)
+    return value
+
+
+def wait_for_log(path: Path, text: str, timeout: float = CEILING) -> None:
+    """Wait until a child's log holds `text`."""
+    wait_until(lambda: text in path.read_text(errors="replace"), timeout)
 
 
 def wait_for_task(task_id, predicate, timeout: float):

@@ -26,9 +26,20 @@ from exports.services import export_start
 from tasks.errors import worker_lost_error
 from tasks.models import Task
 from tasks.scheduler import SAFETY_NET_PASS_KEY
-from tests.exports.test_faults import CEILING, WORKER_LOST_BOUND_SECONDS, wait_for_task
+from tests.exports.test_faults import WORKER_LOST_BOUND_SECONDS
 from tests.factories import PostFactory, UserFactory
-from tests.processes import ROOT, RedisServer, StalledServer, child_env, daphne, scheduler, worker
+from tests.processes import (
+    CEILING,
+    ROOT,
+    RedisServer,
+    StalledServer,
+    child_env,
+    daphne,
+    scheduler,
+    wait_for_task,
+    wait_until,
+    worker,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -41,15 +52,6 @@ def healthz(port: int) -> tuple[int, dict]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"not within {timeout}s")
 
 
 def test_the_scheduler_survives_a_redis_outage_and_healthz_tracks_the_safety_net():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import time
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -13,7 +12,7 @@ from rq import Worker
 from tasks.models import Task
 from tasks.queue import task_job_fetch
 from tests.factories import PostFactory, UserFactory, session_cookie_for, signed_in_client
-from tests.processes import HttpSession, child_env, daphne, run_burst_worker, wait_for_task, worker
+from tests.processes import HttpSession, child_env, daphne, run_burst_worker, wait_for_task, wait_until, worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -63,10 +62,7 @@ def test_the_job_is_enqueued_only_once_the_launch_has_committed(queue, smtp_serv
         worker(child_env(EMAIL_URL=smtp_server.url)),
         daphne(child_env(TEST_HOLD_COMMIT_SECONDS=str(HOLD))) as (port, _),
     ):
-        deadline = time.monotonic() + 60
-        while not Worker.all(queue=queue):
-            assert time.monotonic() < deadline, "the worker did not start"
-            time.sleep(0.05)
+        wait_until(lambda: Worker.all(queue=queue), interval=0.05)  # listening before the launch
         site = HttpSession(port, session_cookie_for(user))
         site.request("GET", "/exports/")  # the CSRF cookie first, so the timed POST is the launch alone
         sent = datetime.now(UTC)
