@@ -140,13 +140,18 @@ class PostReader:
 
     def __iter__(self) -> Iterator[ImportedPost]:
         reader = self._reader
-        events = ijson.basic_parse(reader, buf_size=READ_SIZE)
+        # use_float: yajl reads numbers itself, so an integer past 64 bits is its parse error. Without
+        # it, yajl2_c hands the digits to Python's int(), which refuses more than 4,300 of them with
+        # an error the backend mishandles (a SystemError, then a crash of the process later on).
+        events = ijson.basic_parse(reader, buf_size=READ_SIZE, use_float=True)
         try:
             yield from self._document(events)
             for _ in events:  # the rest must be nothing but whitespace
                 pass
         except ijson.IncompleteJSONError as exc:
             raise ImportFileError(self._json_error(exc)) from None
+        except (SystemError, ValueError):  # the parser failed in a way it does not document
+            raise ImportFileError(f"The file cannot be read as JSON ({where(self._reader.posts_read)}).") from None
         except UnicodeDecodeError:  # an unpaired \uDC00-\uDFFF escape
             raise ImportFileError(
                 f"The file has an invalid \\u escape (an unpaired surrogate), {where(self._reader.posts_read)}."
@@ -169,6 +174,8 @@ class PostReader:
             return f"The file is not valid UTF-8 text ({at})."
         if "premature EOF" in first_line:
             return f"The file ends too early: it is cut off or incomplete ({at})."
+        if "integer overflow" in first_line or "floating point) overflow" in first_line:
+            return f"The file has a number too large to read ({at}); numbers must fit in 64 bits."
         if "trailing garbage" in first_line:
             return "The file has more after the end of its JSON object."
         return f"The file is not valid JSON ({at}): {first_line.removesuffix('.')}."

@@ -106,6 +106,23 @@ def test_a_bad_post_after_many_batches_fails_the_import_and_adds_nothing(db, run
     assert not input_path(task.id).exists()
 
 
+def test_a_number_too_long_to_read_is_the_users_error_not_an_operators(db, run, tmp_path, queue, settings):
+    # More than Python's 4,300 digits for int(): ijson's C backend used to fail on it with a
+    # SystemError, so the task failed "unexpectedly" and the job landed in RQ's failed registry.
+    settings.IMPORT_BATCH_SIZE = 10
+    user = UserFactory()
+    path = export_file(tmp_path, [*numbered(30), {**numbered(1, start=30)[0], "id": 0}])
+    path.write_bytes(path.read_bytes().replace(b'"id": 0,', b'"id": ' + b"7" * 5000 + b","))
+
+    task = run(user, path)
+
+    assert task.status == "failed"
+    assert task.error.startswith("The file has a number too large to read (")
+    assert task.error.endswith("; numbers must fit in 64 bits. Nothing was imported.")
+    assert not Post.all_objects.filter(author=user).exists(), "the 30 staged posts are gone"
+    assert queue.failed_job_registry.get_job_ids() == [], "a refused file is no failure for operators"
+
+
 def test_staged_posts_stay_invisible_until_the_end_and_a_cancel_removes_them(
     db, queue, tmp_path, settings, monkeypatch, django_capture_on_commit_callbacks
 ):

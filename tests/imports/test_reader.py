@@ -131,6 +131,27 @@ BAD = [
         b'{"posts": [{"body": "' + b"x" * 2_000_000 + b'"}]}',
         "The file has a value far longer than any post allows, before the first post.",
     ),
+    (
+        "an integer too long for Python in an ignored field",
+        # Far enough into the file that the posts before it were read (the parser reads ahead).
+        document(*[GOOD] * 3000, {**GOOD, "id": 0}).replace(b'"id": 0', b'"id": ' + b"9" * 5000),
+        "The file has a number too large to read (after post 3,000); numbers must fit in 64 bits.",
+    ),
+    (
+        "an integer too long at the top",
+        b'{"count": -' + b"1" * 4301 + b', "posts": []}',
+        "The file has a number too large to read (before the first post); numbers must fit in 64 bits.",
+    ),
+    (
+        "an integer past 64 bits",
+        document({**GOOD, "id": 0}).replace(b'"id": 0', b'"id": 9223372036854775808'),
+        "The file has a number too large to read (before the first post); numbers must fit in 64 bits.",
+    ),
+    (
+        "a float past double precision",
+        b'{"posts": [], "score": 1e99999}',
+        "The file has a number too large to read (before the first post); numbers must fit in 64 bits.",
+    ),
     ("damaged gzip", b"\x1f\x8b" + b"not really gzip", "The file looks gzip-compressed but cannot be decompressed"),
 ]
 
