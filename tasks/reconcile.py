@@ -100,8 +100,13 @@ def task_fail_worker_lost(task_id: str) -> bool:
     return task is not None and task_mark_failed(task_id, error=worker_lost_error(_label(task))) is not None
 
 
-def task_reconcile(task: Task) -> str | None:
-    """Bring one task in line with its job. Returns what was done, or None. Raises RedisError."""
+def task_reconcile(task: Task, *, cleanup: bool = True) -> str | None:
+    """Bring one task in line with its job. Returns what was done, or None. Raises RedisError.
+
+    `cleanup=False` only ends the task (a relaunch does this inside its request): the cleanup it
+    owes, which for an import may be a million staged posts to delete, stays with the scheduler's
+    next pass, which finds the task by its `needs_cleanup` flag.
+    """
     task_id = str(task.id)
     job = task_job_fetch(task_id)
     action = TABLE[(JOB_STATE.get(job.get_status() if job else None, "waiting"), _task_state(task))]
@@ -120,29 +125,32 @@ def task_reconcile(task: Task) -> str | None:
         try:
             kind = task.kind_spec
         except UnknownTaskKind:
-            return _fail(task_id, "This kind of task is not available any more.")
+            return _fail(task_id, "This kind of task is not available any more.", cleanup=cleanup)
         task_job_enqueue(task_id, kind=kind)
         task_set_detail(task_id, "Queued again after the job queue lost it.")
         return "requeued"
     if action is Do.CLEANUP:
-        return "cleaned up" if task_cleanup(task_id) else None
+        return "cleaned up" if cleanup and task_cleanup(task_id) else None
     if action is Do.CANCEL:
         ended = task_mark_cancelled(task_id)
-        task_cleanup(task_id)
+        if cleanup:
+            task_cleanup(task_id)
         return "cancelled" if ended else None
     if action is Do.FAIL_LOST:
-        return _fail(task_id, worker_lost_error(_label(task)))
+        return _fail(task_id, worker_lost_error(_label(task)), cleanup=cleanup)
     if action is Do.FAIL_NO_RESULT:
-        return _fail(task_id, unexpected_error(_label(task)))
+        return _fail(task_id, unexpected_error(_label(task)), cleanup=cleanup)
     assert action is Do.FAIL_FROM_JOB and job is not None
     result = job.latest_result()
     lost = "terminated unexpectedly" in ((result.exc_string if result else None) or "")
-    return _fail(task_id, worker_lost_error(_label(task)) if lost else unexpected_error(_label(task)))
+    error = worker_lost_error(_label(task)) if lost else unexpected_error(_label(task))
+    return _fail(task_id, error, cleanup=cleanup)
 
 
-def _fail(task_id: str, error: str) -> str | None:
+def _fail(task_id: str, error: str, *, cleanup: bool) -> str | None:
     ended = task_mark_failed(task_id, error=error)
-    task_cleanup(task_id)
+    if cleanup:
+        task_cleanup(task_id)
     if ended:
         logger.warning("Task %s ended by the safety net: %s", task_id, error)
         return "failed"

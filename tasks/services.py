@@ -100,9 +100,10 @@ def task_start(
         return _task_create(user, spec.name, params or {}, input_file)
     except TaskAlreadyRunning as exc:
         # The blocking task may belong to a worker that died: check it now rather than make the
-        # user wait for the scheduler's next pass, and launch if it was ended.
+        # user wait for the scheduler's next pass, and launch if it was ended. Only ended: its
+        # cleanup (an import's staged posts, perhaps a million) is the scheduler's, not this request's.
         try:
-            ended = task_reconcile(exc.task) in ("failed", "cancelled")
+            ended = task_reconcile(exc.task, cleanup=False) in ("failed", "cancelled")
         except RedisError:
             ended = False
         if not ended:

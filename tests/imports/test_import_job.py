@@ -186,3 +186,36 @@ def test_an_import_file_is_read_back_from_a_real_export(db, run, tmp_path, queue
     assert set(Post.objects.by_author(bob).values_list("body", "created_at")) == set(
         Post.objects.by_author(alice).values_list("body", "created_at")
     )
+
+
+def test_a_relaunch_ends_a_lost_import_at_once_and_leaves_its_cleanup_to_the_safety_net(
+    db, queue, tmp_path, django_capture_on_commit_callbacks
+):
+    """The old import's staged posts (a million, perhaps) are deleted by the scheduler's pass, not
+    inside the request that found its worker gone."""
+    from tasks.reconcile import tasks_reconcile
+
+    user = UserFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        lost = import_start(user=user, upload=export_file(tmp_path, numbered(1), name="a.json"), file_name="a.json")
+    # Its worker died mid-import: the task is running, posts staged, and RQ has no job any more.
+    posts.services.posts_batch_open(author=user, batch_id=lost.id)
+    staged = [(post["body"], datetime.fromisoformat(post["created_at"])) for post in numbered(50)]
+    posts.services.posts_stage(author=user, batch_id=lost.id, posts=staged)
+    Task.objects.filter(pk=lost.pk).update(status=Task.Status.RUNNING)
+    queue.connection.delete(f"rq:job:{lost.id}")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        relaunched = import_start(user=user, upload=export_file(tmp_path, numbered(1), name="b.json"), file_name="b")
+
+    lost.refresh_from_db()
+    assert relaunched.status == Task.Status.QUEUED, "the lost import no longer blocks a new one"
+    assert lost.status == Task.Status.FAILED and lost.needs_cleanup, "ended, its cleanup still owed"
+    assert Post.all_objects.filter(batch_id=lost.id).count() == 50, "the relaunch did not discard them"
+    assert not Post.objects.by_author(user).exists(), "and they stay hidden"
+
+    assert tasks_reconcile() == {"cleaned up": 1}  # the scheduler's next pass
+
+    lost.refresh_from_db()
+    assert not lost.needs_cleanup
+    assert not Post.all_objects.filter(batch_id=lost.id).exists()
