@@ -33,7 +33,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from .groups import session_group_name, user_sockets_group_name
-from .sessions import SessionCheck, session_check
+from .sessions import SessionCheck, session_check, staff_feed_allowed
 from .sockets import UserSockets
 
 if TYPE_CHECKING:
@@ -82,6 +82,9 @@ class SessionFeedConsumer(AsyncWebsocketConsumer):
     groups_joined: tuple[str, ...] = ()
     ended = False
     staff_feed = False
+    # The permission a staff feed needs beside is_staff (a subclass names its own), checked at the
+    # handshake and at every re-check of the session.
+    staff_permission: str | None = None
     session_key: str | None
     user_id: int
     _watch: asyncio.Task[None] | None = None
@@ -96,11 +99,12 @@ class SessionFeedConsumer(AsyncWebsocketConsumer):
         raise NotImplementedError
 
     def wants_staff_feed(self) -> bool:
-        """`?scope=all` from a staff member: the feed of every user (re-checked as staff)."""
+        """`?scope=all` from staff with `staff_permission`: the feed of every user (re-checked).
+        Reads the database (the user's permissions): call it off the event loop."""
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         # Asked once connect() found the user signed in: the lazy object holds an instance of the user model.
         user = cast("User", self.scope["user"])
-        return bool(user.is_staff) and query.get("scope") == ["all"]
+        return query.get("scope") == ["all"] and staff_feed_allowed(user, self.staff_permission)
 
     async def send_json(self, payload: dict[str, Any]) -> None:
         if not self.ended:
@@ -120,7 +124,7 @@ class SessionFeedConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user_id = user.pk
-        self.staff_feed = self.wants_staff_feed()
+        self.staff_feed = await database_sync_to_async(self.wants_staff_feed)()
         self._budgets = {"pong": _ReplyBudget(), "snapshot": _ReplyBudget(), "error": _ReplyBudget()}
         # Control groups first: a revocation published from here on reaches this socket.
         self.groups_joined = (session_group_name(self.session_key), user_sockets_group_name(user.pk))
@@ -164,7 +168,10 @@ class SessionFeedConsumer(AsyncWebsocketConsumer):
     async def _check(self) -> SessionCheck:
         assert self.session_key is not None  # connect() closes a socket without a session at once
         return await database_sync_to_async(session_check)(
-            session_key=self.session_key, user_id=self.user_id, staff_feed=self.staff_feed
+            session_key=self.session_key,
+            user_id=self.user_id,
+            staff_feed=self.staff_feed,
+            staff_permission=self.staff_permission,
         )
 
     async def _check_or_end(self) -> bool:

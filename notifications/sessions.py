@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import import_module
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend
@@ -26,10 +27,17 @@ class SessionCheck:
 INVALID = SessionCheck(valid=False)
 
 
-def session_check(*, session_key: str, user_id: int, staff_feed: bool) -> SessionCheck:
+def staff_feed_allowed(user: Any, permission: str | None) -> bool:
+    """May `user` have a staff feed: staff, with `permission` if the feed names one."""
+    return bool(user.is_staff) and (permission is None or user.has_perm(permission))
+
+
+def session_check(
+    *, session_key: str, user_id: int, staff_feed: bool, staff_permission: str | None = None
+) -> SessionCheck:
     """Valid while the session exists and is unexpired, belongs to `user_id`, its password hash
     still matches, the user is active (the backend's get_user refuses inactive users), and, for
-    the staff feed, the user is still staff."""
+    the staff feed, the user is still staff with the feed's permission."""
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
     data = store.load()  # {} when the session is gone or expired
     if not data or str(data.get(SESSION_KEY)) != str(user_id):
@@ -46,7 +54,7 @@ def session_check(*, session_key: str, user_id: int, staff_feed: bool) -> Sessio
         or any(constant_time_compare(session_hash, h) for h in user.get_session_auth_fallback_hash())
     ):
         return INVALID
-    if staff_feed and not user.is_staff:
+    if staff_feed and not staff_feed_allowed(user, staff_permission):
         return INVALID
     return SessionCheck(valid=True, expires_at=_expiry(store, session_key))
 

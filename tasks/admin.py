@@ -1,6 +1,7 @@
 """Staff view of every task, live; read-only, since tasks change only through their jobs.
 
-Cancel and Retry go through the task's own kind: the same services as the site's buttons.
+Cancel and Retry go through the task's own kind: the same services as the site's buttons. Each
+needs its permission (tasks/permissions.py): a staff account without them sees neither action.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from django.utils.safestring import SafeString
 
 from .kinds import UnknownTaskKind
 from .models import Task
+from .permissions import CANCEL_ANY_TASK, RETRY_ANY_TASK, VIEW_EVERY_TASK, may
 from .selectors import task_to_dict
 from .services import QueueUnavailable, TaskAlreadyFinished, TaskAlreadyRunning, task_cancel, task_start
 from .templatetags.task_tags import utc_text, utc_time
@@ -36,12 +38,18 @@ class TaskAdmin(admin.ModelAdmin[Task]):
         f"{f.name.removesuffix('_at')}_display" if f.name in _TIME_FIELDS else f.name for f in Task._meta.fields
     ] + ["duration_display"]
 
-    # Every staff member may watch tasks, without a per-model permission to grant first.
+    # Watching every task, cancelling and retrying are three permissions (tasks/permissions.py).
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_active and request.user.is_staff
+        return may(request.user, VIEW_EVERY_TASK)
 
     def has_view_permission(self, request: HttpRequest, obj: Task | None = None) -> bool:
-        return request.user.is_active and request.user.is_staff
+        return may(request.user, VIEW_EVERY_TASK)
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return may(request.user, CANCEL_ANY_TASK)
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return may(request.user, RETRY_ANY_TASK)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -98,7 +106,7 @@ class TaskAdmin(admin.ModelAdmin[Task]):
             inner,
         )
 
-    @admin.action(description="Cancel selected queued or running tasks")
+    @admin.action(description="Cancel selected queued or running tasks", permissions=["cancel"])
     def cancel_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         cancelled = 0
         for task in queryset.filter(status__in=Task.UNFINISHED):
@@ -109,7 +117,9 @@ class TaskAdmin(admin.ModelAdmin[Task]):
                 pass
         self.message_user(request, f"Cancelled {cancelled} task(s).", messages.SUCCESS)
 
-    @admin.action(description="Retry selected tasks (a new task for the same user, kind and parameters)")
+    @admin.action(
+        description="Retry selected tasks (a new task for the same user, kind and parameters)", permissions=["retry"]
+    )
     def retry_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         started, skipped = 0, []
         for task in queryset.select_related("user"):

@@ -12,10 +12,13 @@ from channels.db import database_sync_to_async
 from notifications.consumers import SessionFeedConsumer
 from notifications.groups import STAFF_GROUP, user_group_name
 
+from .permissions import VIEW_EVERY_TASK
 from .selectors import task_snapshot_for
 
 
 class TaskNotificationsConsumer(SessionFeedConsumer):
+    staff_permission = VIEW_EVERY_TASK
+
     def feed_groups(self) -> tuple[str, ...]:
         return (STAFF_GROUP,) if self.staff_feed else (user_group_name(self.user_id),)
 

@@ -94,6 +94,12 @@ class Task(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # Beside Django's view_task (the admin list and the staff live feed of every user's tasks):
+        # acting on another user's task is granted on its own.
+        permissions = [
+            ("cancel_task", "Can cancel any user's task"),
+            ("retry_task", "Can retry any user's task (starts a new one for its owner)"),
+        ]
         constraints = [
             # At most one unfinished task per user and kind: the database settles two launches
             # that arrive at the same instant, not a check-then-insert in Python.

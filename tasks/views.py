@@ -21,6 +21,7 @@ from .http import AuthenticatedHttpRequest, file_download_response, login_requir
 from .kinds import UnknownTaskKind
 from .limits import TaskLaunchLimited, TaskQuotaExceeded
 from .models import Task
+from .permissions import VIEW_EVERY_TASK, may
 from .selectors import (
     task_get_for_user,
     task_has_file,
@@ -178,7 +179,7 @@ def task_clear_view(request: AuthenticatedHttpRequest) -> HttpResponse:
 @login_required_json_or_redirect
 def api_task_list(request: AuthenticatedHttpRequest) -> JsonResponse:
     # ?scope=all is the staff feed (the admin's polling fallback): every user's recent tasks.
-    if request.GET.get("scope") == "all" and request.user.is_staff:
+    if request.GET.get("scope") == "all" and may(request.user, VIEW_EVERY_TASK):
         return JsonResponse({"tasks": task_snapshot_for(user=request.user, all_users=True)})
     # Newest first, TASKS_PER_PAGE a page: ?page=2 and so on, each page linking to the next.
     page = task_page_for_user(user=request.user, page=request.GET.get("page"))

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.http import HttpRequest
 from django.test import Client
 
@@ -24,6 +25,21 @@ class UserFactory(factory.django.DjangoModelFactory):
     def save_password(obj, create, extracted, **kwargs):
         if create:
             obj.save()
+
+
+class StaffFactory(UserFactory):
+    """A staff account with the task permissions named (codenames of tasks.Task: "view_task",
+    "cancel_task", "retry_task"); by default it may watch every task and nothing more."""
+
+    is_staff = True
+
+    @factory.post_generation
+    def permissions(obj, create, extracted, **kwargs):
+        if create:
+            codenames = ["view_task"] if extracted is None else extracted
+            obj.user_permissions.add(
+                *Permission.objects.filter(content_type__app_label="tasks", codename__in=codenames)
+            )
 
 
 class PostFactory(factory.django.DjangoModelFactory):

@@ -32,7 +32,7 @@ from tests.e2e.browser import (
     sign_in,
     site_env_for,
 )
-from tests.factories import TaskFactory, UserFactory
+from tests.factories import StaffFactory, TaskFactory, UserFactory
 from tests.processes import daphne, free_port, worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -96,7 +96,7 @@ def queued_task(exporter, queue) -> Task:
 
 @pytest.fixture
 def staff(db):
-    return UserFactory(is_staff=True)
+    return StaffFactory()
 
 
 # Data fixtures come before `browser` in each test's arguments: once sync Playwright runs, the ORM

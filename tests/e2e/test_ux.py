@@ -18,7 +18,7 @@ from tasks.models import Task
 from tasks.progress import ProgressReporter
 from tasks.state import task_mark_running, task_mark_succeeded
 from tests.e2e.browser import OUT, launch_chromium, off_loop, sign_in, site_env_for
-from tests.factories import PostFactory, TaskFactory, UserFactory
+from tests.factories import PostFactory, StaffFactory, TaskFactory, UserFactory
 from tests.processes import daphne
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -100,7 +100,7 @@ def live(page) -> None:
 
 
 def test_every_page_at_both_widths_with_local_times_and_no_strip_when_idle(site_env, browser):
-    user, staff = off_loop(UserFactory), off_loop(UserFactory, is_staff=True)
+    user, staff = off_loop(UserFactory), off_loop(StaffFactory)
 
     def seed():
         for i in range(3):
@@ -168,7 +168,7 @@ def test_every_page_at_both_widths_with_local_times_and_no_strip_when_idle(site_
 
 
 def test_lists_the_admin_and_the_chip_follow_a_new_task_live_then_its_deletion(site_env, browser, queue):
-    user, staff = off_loop(UserFactory), off_loop(UserFactory, is_staff=True)
+    user, staff = off_loop(UserFactory), off_loop(StaffFactory)
     off_loop(TaskFactory, status=Task.Status.FAILED, finished_at=CREATED)  # someone's: the admin table exists
 
     with daphne(site_env) as (port, _):

@@ -10,15 +10,17 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from tasks.models import Task
-from tests.factories import TaskFactory, UserFactory
+from tests.factories import StaffFactory, TaskFactory, UserFactory
 
 CHANGELIST = "/admin/tasks/task/"
 
 
 @pytest.fixture
 def staff(db):
-    staff = UserFactory(is_staff=True)
-    assert not staff.is_superuser and not staff.user_permissions.exists() and not staff.groups.exists()
+    """Staff who may watch every task (view_task) and nothing more."""
+    staff = StaffFactory()
+    assert not staff.is_superuser and not staff.groups.exists()
+    assert list(staff.user_permissions.values_list("codename", flat=True)) == ["view_task"]
     return staff
 
 
@@ -89,10 +91,52 @@ def test_staff_and_superusers_see_every_users_tasks_with_progress_bars(request, 
     assert "data-admin-task-rows" in page and '<template id="admin-task-row">' in page
 
 
-def test_the_admin_index_lists_tasks_for_staff_without_permissions(client_for, staff):
+def test_the_admin_index_lists_tasks_for_staff_who_may_view_them(client_for, staff):
     response = client_for(staff).get("/admin/")
     assert response.status_code == 200
     assert f'href="{CHANGELIST}"' in response.content.decode()
+
+
+def test_staff_without_the_view_permission_see_no_task_of_anyone_else(db, client_for, tasks):
+    client = client_for(StaffFactory(permissions=[]))
+    assert client.get(CHANGELIST).status_code == 403
+    assert f'href="{CHANGELIST}"' not in client.get("/admin/").content.decode()
+    assert 'href="/admin/tasks/task/"' not in client.get("/tasks/").content.decode(), "no Admin link"
+    assert client.get("/api/tasks/?scope=all").json()["tasks"] == [], "their own tasks only: none"
+
+
+def _act(client, action, task):
+    return client.post(CHANGELIST, {"action": action, "_selected_action": [task.id]}, follow=True)
+
+
+@pytest.mark.parametrize("action", ["cancel_tasks", "retry_tasks"])
+def test_watching_staff_are_offered_no_action_and_a_forged_one_does_nothing(client_for, staff, tasks, queue, action):
+    client = client_for(staff)
+    page = client.get(CHANGELIST).content.decode()
+    assert 'value="cancel_tasks"' not in page and 'value="retry_tasks"' not in page
+
+    response = _act(client, action, tasks["alice_running"])
+
+    assert response.status_code == 200
+    assert b"Cancelled 1 task" not in response.content and b"Started 1 new task" not in response.content
+    assert Task.objects.get(pk=tasks["alice_running"].pk).status == Task.Status.RUNNING
+    assert Task.objects.count() == 3, "nothing was retried"
+
+
+def test_each_action_needs_its_own_permission(db, client_for, tasks, queue, django_capture_on_commit_callbacks):
+    cancelling = client_for(StaffFactory(permissions=["view_task", "cancel_task"]))
+    page = cancelling.get(CHANGELIST).content.decode()
+    assert 'value="cancel_tasks"' in page and 'value="retry_tasks"' not in page
+    assert b"Cancelled 1 task(s)." in _act(cancelling, "cancel_tasks", tasks["alice_running"]).content
+    assert Task.objects.get(pk=tasks["alice_running"].pk).status == Task.Status.CANCELLED
+    assert b"No action selected." in _act(cancelling, "retry_tasks", tasks["alice_failed"]).content
+
+    retrying = client_for(StaffFactory(permissions=["view_task", "retry_task"]))
+    page = retrying.get(CHANGELIST).content.decode()
+    assert 'value="retry_tasks"' in page and 'value="cancel_tasks"' not in page
+    with django_capture_on_commit_callbacks(execute=True):
+        assert b"Started 1 new task(s)." in _act(retrying, "retry_tasks", tasks["alice_failed"]).content
+    assert Task.objects.filter(user=tasks["alice_failed"].user, status=Task.Status.QUEUED).count() == 1
 
 
 def test_filter_by_status(client_for, staff, tasks):
@@ -183,11 +227,14 @@ def test_non_staff_cannot_open_a_task_change_page(user_client, tasks):
     assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
 
 
-@pytest.mark.parametrize("who", ["staff", "superuser"])
-def test_rq_dashboard_is_open_to_staff(request, client_for, queue, who):
-    response = client_for(request.getfixturevalue(who)).get("/django-rq/")
+def test_rq_dashboard_is_open_to_superusers_only(client_for, queue, superuser):
+    response = client_for(superuser).get("/django-rq/")
     assert response.status_code == 200
     assert "default" in response.content.decode()
+    # It can stop, delete and requeue any job: more than any one task permission grants.
+    every_task_permission = client_for(StaffFactory(permissions=["view_task", "cancel_task", "retry_task"]))
+    assert every_task_permission.get("/django-rq/").status_code == 403
+    assert every_task_permission.post("/django-rq/queues/0/empty/", {"post": "yes"}).status_code == 403
 
 
 def test_rq_dashboard_redirects_non_staff_and_anonymous(user_client, client):

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from tasks.models import Task
 from tests.contract import TASK_KEYS
-from tests.factories import TaskFactory, UserFactory
+from tests.factories import StaffFactory, TaskFactory
 
 JSON: dict = {
     "HTTP_ACCEPT": "application/json"
@@ -111,7 +111,7 @@ def test_the_task_list_is_paginated_and_says_how_to_get_every_page(user_client, 
 
 
 def test_staff_scope_all_sees_other_users_recent_tasks(client_for, user, other_user):
-    staff = UserFactory(is_staff=True)
+    staff = StaffFactory()
     queued = TaskFactory(user=user, created_at=ago(days=3))  # unfinished: shown however old
     just_failed = TaskFactory(
         user=other_user, status=Task.Status.FAILED, created_at=ago(minutes=10), finished_at=ago(minutes=5)

@@ -20,7 +20,7 @@ from tasks.models import Task
 from tasks.queue import task_job_fetch as export_job_fetch
 from tasks.reconcile import tasks_reconcile
 from tasks.services import tasks_expire
-from tests.factories import PostFactory, TaskFactory, UserFactory
+from tests.factories import PostFactory, StaffFactory, TaskFactory, UserFactory
 from tests.live import LiveFeed
 from tests.processes import CapturedSMTP, StalledServer
 
@@ -256,7 +256,7 @@ def test_a_relaunch_clears_a_task_whose_worker_was_lost(user, user_client, queue
 
 
 def test_staff_cancel_and_retry_from_the_admin(user, queue, client_for, django_capture_on_commit_callbacks):
-    staff = UserFactory(is_staff=True)
+    staff = StaffFactory(permissions=["view_task", "cancel_task", "retry_task"])
     admin_client = client_for(staff)
     with django_capture_on_commit_callbacks(execute=True):
         task = export_start(user=user)

@@ -21,7 +21,7 @@ from tasks.models import Task
 from tasks.progress import ProgressReporter, TaskNoLongerRunning
 from tasks.state import task_mark_running, task_mark_succeeded
 from tests.contract import TASK_KEYS
-from tests.factories import TaskFactory, UserFactory, session_cookie_for, signed_in_client
+from tests.factories import StaffFactory, TaskFactory, UserFactory, session_cookie_for, signed_in_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -271,7 +271,7 @@ async def test_a_user_never_receives_another_users_events(user, other_user):
 
 async def test_staff_with_scope_all_follows_every_users_tasks_but_a_regular_user_cannot(user):
     def arrange():
-        staff = UserFactory(is_staff=True)
+        staff = StaffFactory()
         nosy = UserFactory()
         task = TaskFactory(user=user)
         return task, session_cookie(staff), session_cookie(nosy), session_cookie(user)
@@ -295,9 +295,21 @@ async def test_staff_with_scope_all_follows_every_users_tasks_but_a_regular_user
         assert await nosy.receive_nothing(timeout=QUIET)
 
 
+async def test_staff_without_the_view_permission_get_only_their_own_tasks_with_scope_all(user):
+    def arrange():
+        staff = StaffFactory(permissions=["cancel_task", "retry_task"])  # acting is not watching
+        return TaskFactory(user=user), TaskFactory(user=staff), session_cookie(staff)
+
+    task, own, staff_cookie = await run_db(arrange)()
+    async with socket(staff_cookie, query="scope=all") as staff:
+        assert [t["id"] for t in await receive_snapshot(staff)] == [str(own.id)]
+        await run_db(task_mark_running)(task.id)
+        assert await staff.receive_nothing(timeout=QUIET)
+
+
 async def test_staff_without_scope_all_only_follows_their_own_tasks(user):
     def arrange():
-        staff = UserFactory(is_staff=True)
+        staff = StaffFactory()
         return TaskFactory(user=user), session_cookie(staff)
 
     task, staff_cookie = await run_db(arrange)()

@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed
 
 from notifications.consumers import RECHECK_JITTER
 from tasks.state import task_mark_running
-from tests.factories import TaskFactory, UserFactory, session_cookie_for, signed_in_client
+from tests.factories import StaffFactory, TaskFactory, UserFactory, session_cookie_for, signed_in_client
 from tests.processes import HttpSession, child_env, daphne
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -157,7 +157,7 @@ def test_deactivating_or_deleting_the_account_closes_its_sockets_and_sends_nothi
 
 
 def test_losing_is_staff_closes_the_all_users_feed_only(site):
-    staff = UserFactory(is_staff=True)
+    staff = StaffFactory()
     someone = UserFactory()
     own_task, someones_task = TaskFactory(user=staff), TaskFactory(user=someone)
     cookie = session_cookie_for(staff)
@@ -183,9 +183,9 @@ def test_losing_is_staff_closes_the_all_users_feed_only(site):
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("change", ["session-deleted", "deactivated", "password", "staff"])
+@pytest.mark.parametrize("change", ["session-deleted", "deactivated", "password", "staff", "view-permission"])
 def test_changes_made_directly_in_the_database_close_sockets_within_the_recheck_period(fast_recheck_site, change):
-    user = UserFactory(is_staff=True)
+    user = StaffFactory()
     cookie, other_session = session_cookie_for(user), session_cookie_for(user)
     task = TaskFactory(user=user)
     table = user._meta.db_table
@@ -197,10 +197,13 @@ def test_changes_made_directly_in_the_database_close_sockets_within_the_recheck_
             sql(f"UPDATE {table} SET is_active = %s WHERE id = %s", [False, user.pk])  # noqa: S608
         elif change == "password":
             sql(f"UPDATE {table} SET password = %s WHERE id = %s", ["md5$x$changed", user.pk])  # noqa: S608
-        else:
+        elif change == "staff":
             sql(f"UPDATE {table} SET is_staff = %s WHERE id = %s", [False, user.pk])  # noqa: S608
+        else:  # the permission the staff feed needs (tasks.view_task), revoked
+            grants = user.user_permissions.through._meta.db_table
+            sql(f"DELETE FROM {grants} WHERE user_id = %s", [user.pk])  # noqa: S608
 
-    query = "scope=all" if change == "staff" else ""
+    query = "scope=all" if change in ("staff", "view-permission") else ""
 
     async def scenario():
         async with (

@@ -16,7 +16,7 @@ from rq import SimpleWorker
 from tasks.models import Task
 from tasks.queue import task_job_fetch
 from tasks.services import task_cancel, task_start
-from tests.factories import UserFactory
+from tests.factories import StaffFactory, UserFactory
 from tests.live import LiveFeed
 from tests.processes import child_env, scheduler, wait_for_task, worker
 from tests.taskkinds.kinds import TEST_STEPS, cleanup_marker
@@ -77,7 +77,7 @@ def test_cancelling_a_queued_task_takes_its_job_off_the_queue_and_cleans_up(
 
 @pytest.mark.django_db(transaction=True)
 def test_the_admin_cancels_and_retries_through_the_tasks_own_kind(queue, client_for):
-    staff = UserFactory(is_staff=True)
+    staff = StaffFactory(permissions=["view_task", "cancel_task", "retry_task"])
     owner = UserFactory()
     running = task_start(user=owner, kind=TEST_STEPS, params={"steps": 7})
     client = client_for(staff)

@@ -11,7 +11,7 @@ from rq import SimpleWorker
 
 from tasks.models import Task
 from tasks.services import TaskNotDeletable, task_delete, task_start, tasks_clear_finished
-from tests.factories import TaskFactory, UserFactory
+from tests.factories import StaffFactory, TaskFactory, UserFactory
 from tests.live import LiveFeed
 from tests.taskkinds.kinds import TEST_STEPS
 
@@ -28,7 +28,7 @@ def finished_with_file(user, queue) -> Task:
 
 @pytest.mark.django_db(transaction=True)
 def test_deleting_a_finished_task_removes_its_file_and_every_open_page_is_told(queue, client_for):
-    user, staff = UserFactory(), UserFactory(is_staff=True)
+    user, staff = UserFactory(), StaffFactory()
     task = finished_with_file(user, queue)
     assert task.file_size == len(f"the result of {task.id}"), "the size is recorded when it succeeds"
     stored = task.file.name
