@@ -33,4 +33,6 @@ USER app
 
 EXPOSE 8000
 
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "project.asgi:application"]
+# Behind a reverse proxy that sets X-Forwarded-For itself (docs/deploy.md): daphne takes the client's
+# address from it, from anyone, so publish this port only to the proxy (-p 127.0.0.1:8000:8000).
+CMD ["daphne", "--proxy-headers", "-b", "0.0.0.0", "-p", "8000", "project.asgi:application"]

@@ -6,7 +6,7 @@ export REDIS_URL ?= redis://127.0.0.1:6379/0
 export PATH := $(BIN):$(PATH)
 
 
-.PHONY: run test test-postgres test-django61 install install-dev redis browser migrate demo lint typecheck format migrations-check bench clean
+.PHONY: run test test-postgres test-django61 install install-dev redis browser proxy migrate demo lint typecheck format migrations-check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +41,7 @@ run: install redis
 	@echo "Emails are written to $(CURDIR)/sent-emails/ with links to $(SITE_URL)."
 	$(BIN)/supervisord -n -c supervisord.conf
 
-test: install-dev redis browser
+test: install-dev redis browser proxy
 	$(BIN)/pytest
 
 # The same suite on PostgreSQL (the local server by default; the database itself is test_<name>).
@@ -62,12 +62,16 @@ $(VENV61)/.installed: requirements.txt requirements-dev.txt requirements-django6
 	$(VENV61)/bin/pip install --quiet -r requirements-django61.txt
 	@touch $@
 
-test-django61: $(VENV61)/.installed redis browser
+test-django61: $(VENV61)/.installed redis browser proxy
 	TEST_OUTPUT_DIR=$(CURDIR)/test-output/django61 $(VENV61)/bin/pytest
 
 # Debian's Chromium for the Playwright test (Playwright's own browser download cannot work offline).
 browser:
 	@bash scripts/ensure_chromium.sh
+
+# Debian's nginx, for the test that runs docs/deploy.md's proxy config in front of daphne.
+proxy:
+	@bash scripts/ensure_nginx.sh
 
 # Biome (lint and format of the project's JavaScript), pinned in package.json and package-lock.json.
 node_modules/.installed: package.json package-lock.json

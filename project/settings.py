@@ -293,7 +293,10 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.float("LOGIN_LOCKOUT_MINUTES", default
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-# The client address is REMOTE_ADDR; behind a proxy, run daphne with --proxy-headers (docs/deploy.md).
+# The client's address, for the lockout, is REMOTE_ADDR and nothing a client can send: behind the
+# proxy, daphne --proxy-headers sets it from X-Forwarded-For, which the documented nginx replaces with
+# the address it sees (docs/deploy.md, section 3). axes reads REMOTE_ADDR itself while django-ipware
+# is not installed; this keeps ipware, should it come in, off the forwarding headers.
 AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
 
 # --- Safety net for lost jobs (tasks/reconcile.py, run by `manage.py task_scheduler`) ------------

@@ -191,8 +191,10 @@ class CapturedSMTP:
 class HttpSession:
     """A signed-in browser-like HTTP client for a server started by a test (session + CSRF cookies)."""
 
-    def __init__(self, port: int, session_key: str | None = None) -> None:
+    def __init__(self, port: int, session_key: str | None = None, *, source_address: str | None = None) -> None:
         self.port = port
+        # The local address to connect from (any of 127.0.0.0/8 on Linux): another client's address.
+        self.source_address = source_address
         self.cookies = {"sessionid": session_key} if session_key else {}
         self.last_headers: Any = None  # the last response's headers (an http.client.HTTPMessage)
 
@@ -209,6 +211,7 @@ class HttpSession:
         body: bytes | None = None,
         content_type: str | None = None,
         chunked: bool = False,
+        extra_headers: dict[str, str] | None = None,
     ) -> tuple[int, bytes]:
         """One request with the session's cookies (the response's headers are then in `last_headers`);
         a POST carries the CSRF token in its header. `chunked` sends the body without a
@@ -234,7 +237,9 @@ class HttpSession:
         if chunked and body is not None:
             headers["Transfer-Encoding"] = "chunked"
             payload = (body[i : i + 65536] for i in range(0, len(body), 65536))  # type: ignore[assignment]
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        headers.update(extra_headers or {})
+        source = (self.source_address, 0) if self.source_address else None
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60, source_address=source)
         try:
             conn.request(method, path, body=payload, headers=headers, encode_chunked=chunked)
             response = conn.getresponse()

@@ -17,7 +17,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_SERVICES = ("migrate", "web", "worker")
-WEB_COMMAND = "daphne -b 0.0.0.0 -p 8000 project.asgi:application"
+WEB_COMMAND = "daphne --proxy-headers -b 0.0.0.0 -p 8000 project.asgi:application"
 WORKER_COMMAND = "python manage.py rqworker default"
 MIGRATE_COMMAND = "python manage.py migrate --noinput"
 REQUIRED_ENV = {"SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "EMAIL_URL", "MEDIA_ROOT"}
@@ -124,8 +124,10 @@ def test_migrate_is_one_shot(services):
     assert "ports" not in services["migrate"]
 
 
-def test_web_publishes_port_8000(services):
-    assert "8000:8000" in [str(port) for port in services["web"]["ports"]]
+def test_web_publishes_port_8000_on_the_hosts_loopback_only(services):
+    # Its daphne believes X-Forwarded-For from anyone (--proxy-headers): only a proxy on the host
+    # may reach it, or a client would choose the address the failed-login lockout counts by.
+    assert [str(port) for port in services["web"]["ports"]] == ["127.0.0.1:8000:8000"]
     assert "ports" not in services["worker"]
 
 
@@ -239,6 +241,26 @@ def test_web_command_is_the_procfiles_bound_for_a_container(services):
     assert (
         local.replace("-b 127.0.0.1", "-b 0.0.0.0").replace("${WEB_PORT:-8000}", "8000") == services["web"]["command"]
     )
+
+
+def test_every_daphne_takes_the_proxys_address_and_listens_where_only_the_proxy_reaches_it(services):
+    # Behind the documented nginx, which replaces X-Forwarded-For with the address it sees
+    # (tests/test_proxy_lockout.py), --proxy-headers gives each client its own lockout count; without
+    # it every client is the proxy. daphne trusts that header from anyone, so each daphne listens
+    # on loopback, or in compose's container whose port is published on loopback only (test above).
+    (supervisord,) = re.findall(r"^command=(daphne .*)$", (ROOT / "supervisord.conf").read_text(), re.M)
+    documented = re.findall(r"`(daphne [^`]*)`", (ROOT / "docs" / "deploy.md").read_text())
+    assert documented, "docs/deploy.md shows how to run daphne behind the proxy"
+    commands = [("Procfile", procfile()["web"]), ("supervisord.conf", supervisord)]
+    commands += [("docs/deploy.md", command) for command in documented]
+    commands.append(("docker-compose.yml", services["web"]["command"]))
+    for where, command in commands:
+        words = shlex.split(command)
+        assert "--proxy-headers" in words, where
+        bind = words[words.index("-b") + 1]
+        # In its container daphne listens on every interface; compose publishes that on loopback.
+        assert bind == "127.0.0.1" or where == "docker-compose.yml", where
+    assert set(documented) == {procfile()["web"].replace("${WEB_PORT:-8000}", "8000")}, "the Procfile's command"
 
 
 def test_migrate_command_is_the_makefiles(services):

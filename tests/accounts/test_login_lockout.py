@@ -49,6 +49,24 @@ def test_the_lockout_is_per_username_and_address_together(user):
 
 
 @pytest.mark.django_db
+def test_the_address_is_remote_addr_never_a_forwarding_header_the_client_sent(user):
+    # Behind the proxy, daphne --proxy-headers has already put the address from nginx's
+    # X-Forwarded-For in REMOTE_ADDR (tests/test_proxy_lockout.py); the headers themselves reach
+    # Django too, with whatever else a client added, and axes must not read them.
+    client = Client()
+    for n in range(4):
+        response = client.post(
+            LOGIN,
+            {"username": user.username, "password": "wrong"},
+            REMOTE_ADDR="10.0.0.5",
+            HTTP_X_FORWARDED_FOR=f"203.0.113.{n}",
+            HTTP_X_REAL_IP=f"203.0.113.{n}",
+        )
+        assert response.status_code == 200
+    assert attempt(client, user.username, "wrong", "10.0.0.5").status_code == 429
+
+
+@pytest.mark.django_db
 def test_a_successful_login_resets_the_count(user):
     for _ in range(3):  # a person who mistypes a few times, then gets it right, every day
         for _ in range(4):
