@@ -84,11 +84,11 @@ class TaskWorker(Worker):
         # Closed here, in the parent, the horse inherits none and connects on its own; closing an
         # inherited one in the horse instead would end the parent's session under it.
         connections.close_all()
-        super().fork_work_horse(job, queue)  # type: ignore[no-untyped-call]  # rq leaves it unannotated
+        super().fork_work_horse(job, queue)
 
     def execute_job(self, job: Any, queue: Any) -> None:
         try:
-            super().execute_job(job, queue)  # type: ignore[no-untyped-call]  # rq leaves it unannotated
+            super().execute_job(job, queue)
         finally:
             # The parent's database work for this job (above) is done: an idle worker holds no
             # session, and the next one starts from a fresh connection, not a stale one.
