@@ -29,7 +29,8 @@ def warm_up() -> None:
 
     A work horse is a fork of this process: what is imported, compiled or cached here before the
     fork is there for free in every horse (copy-on-write). Connections are not: each is closed
-    again before any fork, so no horse shares a socket with another.
+    again here, and before every fork (TaskWorker.fork_work_horse), so no horse shares a socket
+    with its worker or with another horse.
     """
     for connection in connections.all():
         connection.ensure_connection()  # imports the database backend's modules
@@ -59,6 +60,8 @@ class TaskWorker(Worker):
       and cleaned up: the horse was the only writer.
     - It warms up before taking jobs (warm_up), so a short job does not pay for cold caches, and
       runs at a lower CPU priority than the web processes (WORKER_NICENESS).
+    - No database connection crosses a fork (fork_work_horse, execute_job): each horse opens its
+      own, and the worker's own database work between jobs leaves none open.
     - A job stopped by a cancel leaves no record: RQ would keep it in its failed registry (for its
       failure_ttl); a cancel is not a failure an operator needs to see.
     """
@@ -71,6 +74,25 @@ class TaskWorker(Worker):
             # Background work yields the CPU to the web processes when both want it: a burst of
             # launches is answered, and pushed, first (docs/performance.md, the burst benchmark).
             os.nice(settings.WORKER_NICENESS)
+
+    def fork_work_horse(self, job: Any, queue: Any) -> None:
+        # The worker itself uses the database between jobs: the stop callback of a cancel
+        # (tasks.jobs.task_job_stopped) and handle_work_horse_killed run here, in the parent. A
+        # connection still open at the fork would be the horse's too: one PostgreSQL session for
+        # both, which a horse killed mid-stream leaves holding its server-side cursor or an open
+        # transaction for every later horse (DuplicateCursor at the next export's first cursor).
+        # Closed here, in the parent, the horse inherits none and connects on its own; closing an
+        # inherited one in the horse instead would end the parent's session under it.
+        connections.close_all()
+        super().fork_work_horse(job, queue)
+
+    def execute_job(self, job: Any, queue: Any) -> None:
+        try:
+            super().execute_job(job, queue)
+        finally:
+            # The parent's database work for this job (above) is done: an idle worker holds no
+            # session, and the next one starts from a fresh connection, not a stale one.
+            connections.close_all()
 
     def handle_work_horse_killed(self, job: Any, retpid: int, ret_val: int, rusage: Any) -> None:
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)  # type: ignore[no-untyped-call]  # rq leaves it unannotated

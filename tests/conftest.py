@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+import redis
+from django.conf import settings
 from django.test import Client
 
 from tasks.queue import default_queue
@@ -11,10 +13,33 @@ from .processes import CapturedSMTP
 
 @pytest.fixture(scope="session", autouse=True)
 def clean_test_redis():
-    """Tests use their own Redis database number (tests/settings.py); start it empty."""
-    default_queue().connection.flushdb()
+    """Tests use their own Redis database number (tests/settings.py); start it empty, and alone.
+
+    Two test sessions on one Redis database (every run defaults to the same one) take each other's
+    jobs and flush each other's queue: a job enqueued by one is run by the other's worker against
+    the other's database, where its task does not exist, so it stays `queued` here while this
+    session's burst worker finds the queue empty and exits 0. So a session holds one connection
+    named after its database for its whole life, and refuses to start while another holds one:
+    unlike a key, the name survives FLUSHDB and goes away with the process, however it ends.
+    """
+    connection = default_queue().connection
+    claim = redis.Redis.from_url(settings.REDIS_URL)  # its pool's one connection stays open to the end
+    db = claim.connection_pool.connection_kwargs.get("db", 0)
+    claim_name = f"test-session-db{db}"
+    claim.client_setname(claim_name)
+    mine = claim.client_id()
+    # Named first, then looked for: of two sessions starting at once, the later-connected leaves.
+    earlier = [c for c in claim.client_list() if c.get("name") == claim_name and int(c["id"]) < mine]
+    if earlier:
+        pytest.exit(
+            f"Another test session is using Redis database {db} (from {earlier[0]['addr']}); the two would"
+            " take each other's jobs. Set TEST_REDIS_URL to a database of its own for this run.",
+            returncode=3,
+        )
+    connection.flushdb()
     yield
-    default_queue().connection.flushdb()
+    connection.flushdb()
+    claim.close()
 
 
 @pytest.fixture
