@@ -102,6 +102,14 @@ def worker(env: dict[str, str], name: str = "worker"):
 
 
 @contextmanager
+def email_worker(env: dict[str, str], name: str = "email-worker"):
+    """The account emails' worker, as the Procfile runs it: RQ's plain worker on the "email" queue."""
+    args = [sys.executable, "manage.py", "rqworker", "email", "--worker-class", "rq.Worker"]
+    with running(args, env, name, new_session=True) as proc:
+        yield proc
+
+
+@contextmanager
 def scheduler(env: dict[str, str], name: str = "scheduler"):
     """`manage.py task_scheduler`: the safety net and the periodic upkeep, in its own process."""
     with running([sys.executable, "manage.py", "task_scheduler"], env, name) as proc:
@@ -191,8 +199,9 @@ class CapturedSMTP:
 class HttpSession:
     """A signed-in browser-like HTTP client for a server started by a test (session + CSRF cookies)."""
 
-    def __init__(self, port: int, session_key: str | None = None) -> None:
+    def __init__(self, port: int, session_key: str | None = None, source: str | None = None) -> None:
         self.port = port
+        self.source = source  # a loopback address of its own (127.0.0.2, ...): another client address
         self.cookies = {"sessionid": session_key} if session_key else {}
         self.last_headers: Any = None  # the last response's headers (an http.client.HTTPMessage)
 
@@ -234,7 +243,8 @@ class HttpSession:
         if chunked and body is not None:
             headers["Transfer-Encoding"] = "chunked"
             payload = (body[i : i + 65536] for i in range(0, len(body), 65536))  # type: ignore[assignment]
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        source = (self.source, 0) if self.source else None
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60, source_address=source)
         try:
             conn.request(method, path, body=payload, headers=headers, encode_chunked=chunked)
             response = conn.getresponse()
