@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.contrib.auth.forms import PasswordChangeForm, PasswordResetForm, SetPasswordForm, UserCreationForm
+from django.contrib.auth.forms import PasswordChangeForm, SetPasswordForm, UserCreationForm
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -51,16 +51,6 @@ class AccountPasswordChangeForm(PasswordErrorsUnderTheNewPassword, PasswordChang
 # SetPasswordForm[User] would fail at run time: django_stubs_ext does not make plain forms subscriptable.
 class AccountSetPasswordForm(PasswordErrorsUnderTheNewPassword, SetPasswordForm):  # type: ignore[type-arg]
     pass
-
-
-class QueuedPasswordResetForm(PasswordResetForm):
-    """Django's reset form, but the email goes through the job queue after the commit, like every
-    email of the site: the request never waits for a mail server."""
-
-    def save(self, **kwargs: Any) -> None:  # type: ignore[override]
-        from .services import password_reset_request
-
-        password_reset_request(email=self.cleaned_data["email"])
 
 
 class PasswordConfirmForm(forms.Form):

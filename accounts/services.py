@@ -1,5 +1,6 @@
-"""Account use cases: sign-up, password reset, email change, deletion. Emails go through the queue
-after the commit; a task's unfinished work is cancelled through the task core."""
+"""Account use cases: sign-up, password reset, email change, deletion. Emails go through a queue of
+their own ("email") after the commit, and what an anonymous client can make the site email is
+limited (accounts/limits.py); a task's unfinished work is cancelled through the task core."""
 
 from __future__ import annotations
 
@@ -8,12 +9,17 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
+import django_rq
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from redis.exceptions import RedisError
+from rq import Queue
 
 from tasks.queue import default_queue
 from tasks.services import tasks_forget_user
+
+from .limits import password_reset_count, signup_count
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -23,16 +29,29 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def user_signup(*, form: SignupForm) -> User:
+EMAIL_QUEUE = "email"
+
+
+def user_signup(*, form: SignupForm, client: str) -> User:
+    """Create the account from a valid form and queue its welcome email.
+
+    Raises SignupLimited past SIGNUP_CLIENT_LIMIT sign-ups from `client` (accounts.limits.client_address).
+    """
+    signup_count(client=client)
     with transaction.atomic():
         user = form.save()
-    transaction.on_commit(lambda: _enqueue_email(_welcome_job(), user.pk))
+    transaction.on_commit(lambda: email_enqueue(_welcome_job(), user.pk))
     return user
 
 
-def password_reset_request(*, email: str) -> int:
+def password_reset_request(*, email: str, client: str) -> int:
     """Queue a reset email for each active account with this address that can log in with a
-    password. Says nothing about whether any exists (the page is the same either way)."""
+    password. Says nothing about whether any exists (the page is the same either way).
+
+    Raises PasswordResetLimited, before looking the address up and with nothing queued, past
+    PASSWORD_RESET_EMAIL_LIMIT requests for `email` or PASSWORD_RESET_CLIENT_LIMIT from `client`.
+    """
+    password_reset_count(email=email, client=client)
     users = [
         user
         for user in get_user_model()._default_manager.filter(email__iexact=email, is_active=True)
@@ -41,7 +60,7 @@ def password_reset_request(*, email: str) -> int:
     from .jobs import send_password_reset_email_job
 
     for user in users:
-        transaction.on_commit(partial(_enqueue_email, send_password_reset_email_job, user.pk))
+        transaction.on_commit(partial(email_enqueue, send_password_reset_email_job, user.pk))
     return len(users)
 
 
@@ -65,9 +84,17 @@ def _welcome_job() -> Callable[[int], str]:
     return send_welcome_email_job
 
 
-def _enqueue_email(job: Callable[[int], str], user_id: int) -> None:
+def email_queue() -> Queue:
+    # On the job queue's Redis client (tasks.queue), so emails open no connection pool of their own;
+    # the queue object itself costs nothing to make.
+    return django_rq.get_queue(EMAIL_QUEUE, connection=default_queue().connection)
+
+
+def email_enqueue(job: Callable[[int], str], user_id: int) -> None:
+    """Queue an account email job on the email queue: a flood of them never delays a task, whose
+    jobs are on the default queue with workers of their own."""
     try:
-        default_queue().enqueue(job, user_id)
+        email_queue().enqueue(job, user_id, failure_ttl=settings.EMAIL_FAILED_JOB_TTL_SECONDS)
     except RedisError:
         # The account change stands either way; a missing email must not fail it.
         logger.exception("Could not enqueue %s for user %s", job.__name__, user_id)

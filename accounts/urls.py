@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
 from . import views
-from .forms import AccountSetPasswordForm, QueuedPasswordResetForm
+from .forms import AccountSetPasswordForm
 
 urlpatterns = [
     path("signup/", views.signup, name="signup"),
@@ -14,12 +14,9 @@ urlpatterns = [
     path("email/", views.email_change, name="email_change"),
     path("delete/", views.account_delete_view, name="account_delete"),
     path("password/", views.PasswordChangeView.as_view(), name="password_change"),
-    # Django's reset views, named as django.contrib.auth.urls names them; the email goes through the queue.
-    path(
-        "password/reset/",
-        auth_views.PasswordResetView.as_view(form_class=QueuedPasswordResetForm),
-        name="password_reset",
-    ),
+    # Django's reset views, named as django.contrib.auth.urls names them; the request is limited and
+    # the email goes through the queue (views.PasswordResetView).
+    path("password/reset/", views.PasswordResetView.as_view(), name="password_reset"),
     path("password/reset/sent/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
     path(
         "reset/<uidb64>/<token>/",

@@ -1,5 +1,6 @@
 """Account pages: sign-up, the account page, email change, deletion. Password change and reset are
-Django's own views (accounts/urls.py) with this site's forms and templates."""
+Django's own views (accounts/urls.py) with this site's forms and templates; the reset goes through
+this site's service, which limits it."""
 
 from __future__ import annotations
 
@@ -7,15 +8,18 @@ from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.contrib.auth.forms import PasswordResetForm
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
+from ratelimits import RateLimited
 from tasks.http import AuthenticatedHttpRequest
 
 from .forms import AccountPasswordChangeForm, EmailChangeForm, PasswordConfirmForm, SignupForm
-from .services import account_delete, user_change_email, user_signup
+from .limits import client_address
+from .services import account_delete, password_reset_request, user_change_email, user_signup
 
 
 @require_http_methods(["GET", "POST"])
@@ -24,11 +28,37 @@ def signup(request: HttpRequest) -> HttpResponse:
         return redirect("exports:list")
     form = SignupForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
-        user = user_signup(form=form)
+        try:
+            user = user_signup(form=form, client=client_address(request))
+        except RateLimited as exc:
+            form.add_error(None, str(exc))  # the form keeps what was typed (but the passwords)
+            return _limited(render(request, "registration/signup.html", {"form": form}), exc)
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(request, f"Welcome, {user.username}! A welcome email is on its way.")
         return redirect("exports:list")
     return render(request, "registration/signup.html", {"form": form}, status=400 if form.errors else 200)
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's view and template; the email goes through the queue after the commit (the request
+    never waits for a mail server), and requests are limited per address and per client."""
+
+    form_class = PasswordResetForm  # validates the address; its save(), which sends at once, is not used
+
+    def form_valid(self, form: PasswordResetForm) -> HttpResponse:
+        try:
+            password_reset_request(email=form.cleaned_data["email"], client=client_address(self.request))
+        except RateLimited as exc:
+            # The same answer whether or not an account has this address: the count does not know.
+            form.add_error(None, str(exc))
+            return _limited(self.form_invalid(form), exc)
+        return HttpResponseRedirect(self.get_success_url())
+
+
+def _limited(response: HttpResponse, exc: RateLimited) -> HttpResponse:
+    response.status_code = 429
+    response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 @require_GET

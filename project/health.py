@@ -2,7 +2,8 @@
 
 Answers 200 when the database, Redis (the job queue) and the channel layer all respond and the
 safety net has completed a pass recently (the scheduler is alive), else 503, with the figures an
-operator looks at first: queued jobs, live workers and the age of the safety net's last pass.
+operator looks at first: queued jobs and live workers (of the tasks' queue, and of the email
+queue under "queue" → "email"), and the age of the safety net's last pass.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-from rq import Worker
+from rq import Queue, Worker
 
 from tasks.queue import default_queue
 from tasks.scheduler import safety_net_last_pass
@@ -38,9 +39,16 @@ def _check_database() -> dict[str, Any]:
 
 def _check_queue() -> dict[str, Any]:
     # The same connection settings as the queue itself (URL, TLS or Sentinel). A hung Redis
-    # cannot hang the answer: _run gives up after CHECK_TIMEOUT.
+    # cannot hang the answer: _run gives up after CHECK_TIMEOUT. Workers are counted per queue:
+    # an email worker is no worker for the tasks.
     queue = default_queue()
-    return {"ok": True, "queued_jobs": queue.count, "workers": Worker.count(queue.connection)}
+    result: dict[str, Any] = {"ok": True, "queued_jobs": queue.count, "workers": Worker.count(queue=queue)}
+    # The other queues (the account emails) are on the same Redis: two more small reads each.
+    for name in settings.RQ_QUEUES:
+        if name != queue.name:
+            other = Queue(name, connection=queue.connection)
+            result[name] = {"queued_jobs": other.count, "workers": Worker.count(queue=other)}
+    return result
 
 
 def _check_safety_net() -> dict[str, Any]:

@@ -216,6 +216,15 @@ RQ_QUEUES = {
         # Keep finished job records one day so the dashboard can show them, not forever.
         "DEFAULT_RESULT_TTL": 24 * 3600,
     },
+    # Account emails (welcome, password reset) on a queue and worker of their own, so a flood of
+    # them never delays a task: the default queue's worker never takes them (accounts/services.py).
+    # Plain RQ jobs, with no task row: the task worker class and the safety net are not for them.
+    "email": {
+        **_rq_connection,
+        # An email that takes longer than this hangs on its mail server (EMAIL_TIMEOUT per attempt).
+        "DEFAULT_TIMEOUT": 5 * 60,
+        "DEFAULT_RESULT_TTL": 24 * 3600,
+    },
 }
 RQ = {
     # The services enqueue inside transaction.on_commit themselves (tasks/services.py), so the
@@ -271,6 +280,8 @@ TASK_ROW_RETENTION_DAYS = env.int("TASK_ROW_RETENTION_DAYS", default=30)
 # RQ keeps a failed job's record this long for operators (/django-rq/); RQ's own default is a year.
 # A cancelled (stopped) job's record is deleted at once (tasks/worker.py).
 TASK_FAILED_JOB_TTL_SECONDS = env.int("TASK_FAILED_JOB_TTL_SECONDS", default=7 * 24 * 3600)
+# The same for a failed account email (welcome, password reset) on the "email" queue.
+EMAIL_FAILED_JOB_TTL_SECONDS = env.int("EMAIL_FAILED_JOB_TTL_SECONDS", default=7 * 24 * 3600)
 
 # --- Abuse limits (docs/operations.md, "Limits") ---------------------------------------------
 # Task launches (any kind) per user in each window; past it: HTTP 429 with Retry-After.
@@ -281,6 +292,15 @@ TASK_RESULT_QUOTA_BYTES = env.int("TASK_RESULT_QUOTA_BYTES", default=512 * 1024 
 # Posts written on the posts page per user in each window (imports are not counted).
 POST_CREATE_LIMIT = env.int("POST_CREATE_LIMIT", default=120)
 POST_CREATE_WINDOW_SECONDS = env.int("POST_CREATE_WINDOW_SECONDS", default=60)
+# Password reset requests per email address (whether or not an account has it) and per client
+# address, and sign-ups per client address, in each window; past it: the form again, HTTP 429 with
+# Retry-After, nothing emailed. The client address is django-axes' (AXES_* below), IPv6 per /64.
+PASSWORD_RESET_EMAIL_LIMIT = env.int("PASSWORD_RESET_EMAIL_LIMIT", default=5)
+PASSWORD_RESET_EMAIL_WINDOW_SECONDS = env.int("PASSWORD_RESET_EMAIL_WINDOW_SECONDS", default=3600)
+PASSWORD_RESET_CLIENT_LIMIT = env.int("PASSWORD_RESET_CLIENT_LIMIT", default=20)
+PASSWORD_RESET_CLIENT_WINDOW_SECONDS = env.int("PASSWORD_RESET_CLIENT_WINDOW_SECONDS", default=3600)
+SIGNUP_CLIENT_LIMIT = env.int("SIGNUP_CLIENT_LIMIT", default=10)
+SIGNUP_CLIENT_WINDOW_SECONDS = env.int("SIGNUP_CLIENT_WINDOW_SECONDS", default=3600)
 # Open live sockets per user, over every daphne; past it the oldest is closed with code 4429.
 LIVE_SOCKETS_PER_USER = env.int("LIVE_SOCKETS_PER_USER", default=20)
 # Each socket re-checks its session (exists, unexpired, password unchanged, user active, staff for

@@ -50,6 +50,14 @@ def queue():
 
 
 @pytest.fixture
+def email_queue(queue):
+    """The account emails' queue (same Redis database, flushed by `queue`)."""
+    from accounts.services import email_queue
+
+    return email_queue()
+
+
+@pytest.fixture
 def user(db):
     return UserFactory()
 

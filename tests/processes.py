@@ -102,6 +102,14 @@ def worker(env: dict[str, str], name: str = "worker"):
 
 
 @contextmanager
+def email_worker(env: dict[str, str], name: str = "email-worker"):
+    """The account emails' worker, as the Procfile runs it: RQ's plain worker on the "email" queue."""
+    args = [sys.executable, "manage.py", "rqworker", "email", "--worker-class", "rq.Worker"]
+    with running(args, env, name, new_session=True) as proc:
+        yield proc
+
+
+@contextmanager
 def scheduler(env: dict[str, str], name: str = "scheduler"):
     """`manage.py task_scheduler`: the safety net and the periodic upkeep, in its own process."""
     with running([sys.executable, "manage.py", "task_scheduler"], env, name) as proc:

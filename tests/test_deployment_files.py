@@ -16,9 +16,11 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-APP_SERVICES = ("migrate", "web", "worker")
+APP_SERVICES = ("migrate", "web", "worker", "email-worker")
 WEB_COMMAND = "daphne --proxy-headers -b 0.0.0.0 -p 8000 project.asgi:application"
 WORKER_COMMAND = "python manage.py rqworker default"
+# The account emails' own queue, with RQ's plain worker: its jobs have no task row (settings.RQ_QUEUES).
+EMAIL_WORKER_COMMAND = "python manage.py rqworker email --worker-class rq.Worker"
 MIGRATE_COMMAND = "python manage.py migrate --noinput"
 REQUIRED_ENV = {"SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "EMAIL_URL", "MEDIA_ROOT"}
 MEDIA_ROOT = "/app/media"
@@ -88,8 +90,8 @@ def depends_on(service: dict) -> dict[str, str]:
 # --- docker-compose.yml ----------------------------------------------------------------------
 
 
-def test_compose_has_the_five_services(services):
-    assert set(services) >= {"redis", "db", "migrate", "web", "worker"}
+def test_compose_has_the_six_services(services):
+    assert set(services) >= {"redis", "db", "migrate", "web", "worker", "email-worker"}
 
 
 def test_redis_and_postgres_images_with_healthchecks(services):
@@ -104,6 +106,7 @@ def test_redis_and_postgres_images_with_healthchecks(services):
 def test_app_services_run_exactly_the_documented_commands(services):
     assert services["web"]["command"] == WEB_COMMAND
     assert services["worker"]["command"] == WORKER_COMMAND
+    assert services["email-worker"]["command"] == EMAIL_WORKER_COMMAND
     assert services["migrate"]["command"] == MIGRATE_COMMAND
     for name in APP_SERVICES:
         assert "build" in services[name], f"{name} runs the project's own image"
@@ -133,8 +136,10 @@ def test_web_publishes_port_8000_on_the_hosts_loopback_only(services):
 
 def test_workers_can_be_scaled(services):
     # A fixed container name would make `docker compose up --scale worker=N` fail.
-    assert "container_name" not in services["worker"]
-    assert "ports" not in services["worker"]
+    for name in ("worker", "email-worker"):
+        assert "container_name" not in services[name]
+        assert "ports" not in services[name]
+        assert services[name]["stop_grace_period"], f"{name}: RQ's warm shutdown finishes the job in hand"
 
 
 def test_app_services_share_one_environment_with_the_required_variables(services):
@@ -223,6 +228,19 @@ def test_the_compose_environment_is_accepted_by_the_settings(services):
 
 def test_worker_command_is_the_procfiles(services):
     assert procfile()["worker"] == services["worker"]["command"]
+    assert procfile()["email-worker"] == services["email-worker"]["command"]
+
+
+def test_each_queue_has_its_own_worker(services):
+    """The task worker takes only the default queue (emails never get ahead of a task); the email
+    worker only the email queue, with RQ's plain worker class instead of the project's TaskWorker
+    (which ends the task row of a job whose horse died: email jobs have none)."""
+    from django.conf import settings
+
+    assert set(settings.RQ_QUEUES) == {"default", "email"}
+    assert settings.RQ["WORKER_CLASS"] == "tasks.worker.TaskWorker"
+    assert shlex.split(services["worker"]["command"])[3:] == ["default"]
+    assert shlex.split(services["email-worker"]["command"])[3:] == ["email", "--worker-class", "rq.Worker"]
 
 
 def test_every_procfile_process_runs_in_compose_too(services):

@@ -42,9 +42,16 @@ def children(supervisor: psutil.Process) -> dict[str, psutil.Process]:
             command = " ".join(child.cmdline())
         except psutil.Error:  # a killed child not yet reaped
             continue
-        for name, marker in (("web", "daphne"), ("worker", "rqworker"), ("scheduler", "task_scheduler")):
+        markers = (
+            ("web", "daphne"),
+            ("email-worker", "rqworker email"),
+            ("worker", "rqworker default"),
+            ("scheduler", "task_scheduler"),
+        )
+        for name, marker in markers:
             if marker in command:
                 found[name] = child
+                break
     return found
 
 
@@ -74,9 +81,9 @@ def test_a_process_that_exits_is_restarted_and_ctrl_c_stops_them_all(tmp_path: P
     try:
         parent = psutil.Process(supervisor.pid)
         wait_for_port(port, 30)
-        first = wait_for(lambda: (found := children(parent)) and len(found) == 3 and found, 30)
+        first = wait_for(lambda: (found := children(parent)) and len(found) == 4 and found, 30)
 
-        for name in ("worker", "web"):  # a crash of each, as the OOM killer would
+        for name in ("worker", "email-worker", "web"):  # a crash of each, as the OOM killer would
             first[name].send_signal(signal.SIGKILL)
             replaced = wait_for(lambda n=name: (c := children(parent).get(n)) and c.pid != first[n].pid and c, 20)
             assert replaced.is_running()
@@ -95,7 +102,8 @@ def test_a_process_that_exits_is_restarted_and_ctrl_c_stops_them_all(tmp_path: P
                 process.kill()
             psutil.wait_procs(stragglers, timeout=10)
         log.close()
-    assert "exited: worker" in (tmp_path / "supervisord.log").read_text()
+    log_text = (tmp_path / "supervisord.log").read_text()
+    assert "exited: worker" in log_text and "exited: email-worker" in log_text
 
 
 def test_make_run_prints_the_port_it_serves_and_emails_link_to_it():

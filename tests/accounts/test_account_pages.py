@@ -85,7 +85,7 @@ def test_password_errors_are_shown_under_the_password_not_its_confirmation(user_
 
 
 def test_a_password_reset_email_goes_through_the_queue_and_its_link_sets_a_new_password(
-    user, queue, django_capture_on_commit_callbacks
+    user, email_queue, django_capture_on_commit_callbacks
 ):
     client = Client()
     assert 'href="/accounts/password/reset/"' in client.get("/accounts/login/").content.decode()
@@ -93,11 +93,11 @@ def test_a_password_reset_email_goes_through_the_queue_and_its_link_sets_a_new_p
         response = client.post("/accounts/password/reset/", {"email": user.email.upper()})
     assert response.status_code == 302 and response["Location"] == "/accounts/password/reset/sent/"
     assert mail.outbox == [], "not sent inside the request"
-    (job,) = queue.jobs
+    (job,) = email_queue.jobs
     assert job.func_name == "accounts.jobs.send_password_reset_email_job" and job.args == (user.pk,)
     assert not any("token" in str(arg) for arg in job.args), "no secret waits in Redis"
 
-    run_jobs(queue)
+    run_jobs(email_queue)
 
     (message,) = mail.outbox
     assert message.to == [user.email]
@@ -114,11 +114,13 @@ def test_a_password_reset_email_goes_through_the_queue_and_its_link_sets_a_new_p
     assert "does not work any more" in client.get("/" + path, follow=True).content.decode()
 
 
-def test_a_reset_for_an_unknown_address_says_the_same_and_sends_nothing(db, queue, django_capture_on_commit_callbacks):
+def test_a_reset_for_an_unknown_address_says_the_same_and_sends_nothing(
+    db, queue, email_queue, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         response = Client().post("/accounts/password/reset/", {"email": "nobody@example.com"})
     assert response.status_code == 302 and response["Location"] == "/accounts/password/reset/sent/"
-    assert queue.count == 0
+    assert queue.count == 0 and email_queue.count == 0
 
 
 def test_changing_the_email_address_needs_the_password_and_a_free_address(user, user_client):

@@ -1,4 +1,4 @@
-"""Sign-up (with a welcome email sent later by the queue, never in the request), login and logout."""
+"""Sign-up (with a welcome email sent later by the email queue, never in the request), login and logout."""
 
 from __future__ import annotations
 
@@ -40,12 +40,12 @@ def test_signup_page_has_the_expected_fields(db):
 
 
 def test_signup_creates_the_user_logs_them_in_and_queues_one_welcome_email(
-    db, queue, django_capture_on_commit_callbacks
+    db, email_queue, django_capture_on_commit_callbacks
 ):
     client = Client()
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = client.post(SIGNUP, signup_data())
-        assert queue.count == 0, "nothing is enqueued before the transaction commits"
+        assert email_queue.count == 0, "nothing is enqueued before the transaction commits"
 
     assert response.status_code == 302 and response["Location"] == "/exports/"
     user = get_user_model().objects.get(username="carol")
@@ -55,11 +55,11 @@ def test_signup_creates_the_user_logs_them_in_and_queues_one_welcome_email(
     assert len(callbacks) == 1
     assert mail.outbox == [], "the welcome email is not sent inside the request"
 
-    (job,) = queue.jobs
+    (job,) = email_queue.jobs
     assert job.func_name == "accounts.jobs.send_welcome_email_job"
     assert job.args == (user.pk,)
 
-    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    SimpleWorker([email_queue], connection=email_queue.connection).work(burst=True)
 
     job.refresh()
     assert job.is_finished and job.return_value() == "sent"
@@ -67,10 +67,10 @@ def test_signup_creates_the_user_logs_them_in_and_queues_one_welcome_email(
     assert message.to == ["carol@example.com"]
     assert message.subject == "Welcome to Exports"
     assert "Hello carol," in message.body
-    assert queue.count == 0
+    assert email_queue.count == 0
 
 
-def test_signup_shows_a_welcome_message_after_the_redirect(db, queue, django_capture_on_commit_callbacks):
+def test_signup_shows_a_welcome_message_after_the_redirect(db, email_queue, django_capture_on_commit_callbacks):
     client = Client()
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(SIGNUP, signup_data(), follow=True)
@@ -79,7 +79,7 @@ def test_signup_shows_a_welcome_message_after_the_redirect(db, queue, django_cap
 
 
 @pytest.mark.parametrize("taken", ["taken@example.com", "TAKEN@Example.com"])
-def test_duplicate_email_rerenders_the_form_with_an_error(db, queue, django_capture_on_commit_callbacks, taken):
+def test_duplicate_email_rerenders_the_form_with_an_error(db, email_queue, django_capture_on_commit_callbacks, taken):
     UserFactory(username="first", email="taken@example.com")
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
@@ -89,11 +89,11 @@ def test_duplicate_email_rerenders_the_form_with_an_error(db, queue, django_capt
     assert "An account with this email already exists." in response.content.decode()
     assert 'value="carol"' in response.content.decode(), "the form keeps what was typed"
     assert not get_user_model().objects.filter(username="carol").exists()
-    assert callbacks == [] and queue.count == 0
+    assert callbacks == [] and email_queue.count == 0
     assert mail.outbox == []
 
 
-def test_mismatched_passwords_rerender_the_form_with_an_error(db, queue, django_capture_on_commit_callbacks):
+def test_mismatched_passwords_rerender_the_form_with_an_error(db, email_queue, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = Client().post(SIGNUP, signup_data(password2=STRONG + "x"))
 
@@ -101,7 +101,7 @@ def test_mismatched_passwords_rerender_the_form_with_an_error(db, queue, django_
     assert "The two password fields didn’t match." in response.content.decode()
     assert STRONG not in response.content.decode(), "passwords are never echoed back"
     assert not get_user_model().objects.filter(username="carol").exists()
-    assert callbacks == [] and queue.count == 0
+    assert callbacks == [] and email_queue.count == 0
 
 
 @pytest.mark.parametrize(
@@ -114,24 +114,24 @@ def test_mismatched_passwords_rerender_the_form_with_an_error(db, queue, django_
     ],
     ids=["username-taken", "no-email", "bad-email", "weak-password"],
 )
-def test_other_invalid_signups_are_rejected(db, queue, django_capture_on_commit_callbacks, overrides, message):
+def test_other_invalid_signups_are_rejected(db, email_queue, django_capture_on_commit_callbacks, overrides, message):
     UserFactory(username="taken")
     with django_capture_on_commit_callbacks(execute=True):
         response = Client().post(SIGNUP, signup_data(**overrides))
     assert response.status_code == 400
     assert message in response.content.decode()
-    assert get_user_model().objects.count() == 1 and queue.count == 0
+    assert get_user_model().objects.count() == 1 and email_queue.count == 0
 
 
-def test_an_empty_signup_submission_is_rejected_like_any_invalid_one(db, queue):
+def test_an_empty_signup_submission_is_rejected_like_any_invalid_one(db, email_queue):
     # A POST without any field is still a submission: 400 and the required-field errors.
     response = Client().post(SIGNUP, {})
     assert response.status_code == 400
     assert response.content.decode().count("This field is required.") == 4
-    assert get_user_model().objects.count() == 0 and queue.count == 0
+    assert get_user_model().objects.count() == 0 and email_queue.count == 0
 
 
-def test_signup_requires_csrf(db, queue):
+def test_signup_requires_csrf(db, email_queue):
     response = Client(enforce_csrf_checks=True).post(SIGNUP, signup_data())
     assert response.status_code == 403
     assert not get_user_model().objects.filter(username="carol").exists()
@@ -182,13 +182,13 @@ def test_logout_by_get_is_not_allowed(user_client, user):
     assert signed_in_username(user_client) == user.username
 
 
-def test_no_welcome_email_for_a_user_deleted_before_the_job_runs(db, queue, django_capture_on_commit_callbacks):
+def test_no_welcome_email_for_a_user_deleted_before_the_job_runs(db, email_queue, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         Client().post(SIGNUP, signup_data())
-    (job,) = queue.jobs
+    (job,) = email_queue.jobs
     get_user_model().objects.filter(username="carol").delete()
 
-    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    SimpleWorker([email_queue], connection=email_queue.connection).work(burst=True)
 
     job.refresh()
     assert job.is_finished and job.return_value() == "skipped"
