@@ -83,10 +83,10 @@ def test_threads_asking_at_once_share_one_client_and_one_pool(nothing_built_yet,
 def test_a_closed_or_collected_client_never_closes_the_pool(nothing_built_yet):
     client = ratelimits._connection()
     pool = client.connection_pool
-    connection = pool.get_connection()
+    connection = pool.get_connection()  # another thread's, waiting for its reply
     try:
-        client.close()  # what redis-py's __del__ does when a client is collected
         connection.send_command("PING")
+        client.close()  # what redis-py's __del__ does when a client is collected
         assert connection.read_response() in (b"PONG", "PONG"), "a connection in use stays open"
     finally:
         pool.release(connection)
