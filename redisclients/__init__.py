@@ -33,7 +33,8 @@ T = TypeVar("T")
 
 
 class ProcessOnce(Generic[T]):
-    """`build()` run once per process, on first use, whatever the number of threads asking at once."""
+    """`build()` run once per process, on first use, whatever the number of threads asking at once
+    (`build` must not return None: None means not built yet)."""
 
     def __init__(self, build: Callable[[], T]) -> None:
         self._build = build

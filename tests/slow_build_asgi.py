@@ -30,7 +30,7 @@ def _slow(build: Callable[..., Any]) -> Callable[..., Any]:
     return slow_build
 
 
-django_rq.get_connection = _slow(django_rq.get_connection)  # type: ignore[assignment]
-django_rq.get_queue = _slow(django_rq.get_queue)  # type: ignore[assignment]
+django_rq.get_connection = _slow(django_rq.get_connection)
+django_rq.get_queue = _slow(django_rq.get_queue)
 
 __all__ = ["application"]
