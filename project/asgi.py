@@ -36,7 +36,11 @@ application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocke
 # made (never garbage) out of the collector's reach, and collect the young generation less often.
 gc.freeze()
 gc.set_threshold(50_000, 20, 20)
-# Django runs sync views in one thread beside the event loop that pushes to the sockets. While a
-# burst of launches keeps that thread busy, the loop waits for the GIL up to the switch interval at
-# every step of a push (5 ms by default): hand it over sooner (the burst benchmark, docs/performance.md).
+# Django runs each request's sync code (middleware, view) in a thread of its own beside the event
+# loop that pushes to the sockets: its ASGIHandler enters a new asgiref ThreadSensitiveContext per
+# request, and asgiref gives each context a new one-thread executor, with no cap on how many run at
+# once. So 50 launches at once run in 50 threads, and whatever requests share (the Redis client, the
+# queue) is built once under a lock (redisclients). While a burst keeps those threads busy, the loop
+# waits for the GIL up to the switch interval at every step of a push (5 ms by default): hand it over
+# sooner (the burst benchmark, docs/performance.md).
 sys.setswitchinterval(0.001)

@@ -3,19 +3,17 @@
 A limit is `limit` hits per `window` seconds for one key (say, one user's task launches). Windows
 are aligned to the clock, so each key costs one counter in Redis that expires with its window.
 The counter lives in the job queue's Redis (django-rq's connection settings: URL, TLS or
-Sentinel), so several web processes share it. This module imports no app of the project: the
-task core and the posts page both use it.
+Sentinel), on the process's one client of it (redisclients), so several web processes share it.
+This module imports no app of the project: the task core and the posts page both use it.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from dataclasses import dataclass
 
-import django_rq
-from redis import Redis
+import redisclients
 
 KEY_PREFIX = "ratelimit"
 
@@ -40,7 +38,9 @@ class Limit:
         now = time.time()
         window_start = int(now // self.window_seconds) * self.window_seconds
         redis_key = f"{KEY_PREFIX}:{self.name}:{key}:{window_start}"
-        with _connection().pipeline() as pipe:
+        # The pipeline holds the client's pool, not the client: keep the client referenced.
+        client = _connection()
+        with client.pipeline() as pipe:
             pipe.incr(redis_key)
             pipe.expire(redis_key, self.window_seconds + 1)
             count, _ = pipe.execute()
@@ -49,7 +49,5 @@ class Limit:
         return max(1, math.ceil(window_start + self.window_seconds - now))
 
 
-@functools.cache
-def _connection() -> Redis:
-    # django_rq.get_connection builds a new pool per call; one per process is enough (fork-safe).
-    return django_rq.get_connection("default")
+# The process's one client, shared with the job queue: never one per call (redisclients says why).
+_connection = redisclients.rq_connection

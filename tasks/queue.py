@@ -1,13 +1,13 @@
 """The RQ side of a task: the queue, enqueueing a task's job, stopping it, reading its state.
 
-django_rq.get_queue() opens a new Redis connection pool on every call; a launch endpoint that
-called it per request would reconnect every time, so the queue is built once per process
-(redis-py's pool is fork-safe). Jobs are named by dotted path, so this module imports no job code.
+django_rq.get_queue() opens a new Redis connection pool on every call, owned by a client that closes
+it when collected; so the queue is built once per process, under a lock, on the process's one
+client (redisclients says why; redis-py's pool is fork-safe). Jobs are named by dotted path, so
+this module imports no job code.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 
 import django_rq
@@ -18,6 +18,8 @@ from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 
+import redisclients
+
 from .kinds import TaskKind
 
 logger = logging.getLogger(__name__)
@@ -27,9 +29,9 @@ TASK_JOB = "tasks.jobs.task_run_job"
 TASK_JOB_STOPPED = "tasks.jobs.task_job_stopped"
 
 
-@functools.cache
+@redisclients.once_per_process
 def default_queue() -> Queue:
-    return django_rq.get_queue("default")
+    return django_rq.get_queue("default", connection=redisclients.rq_connection())
 
 
 def task_job_enqueue(task_id: str, *, kind: TaskKind) -> Job:

@@ -7,8 +7,9 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,52 @@ class StalledServer:
 
     def __exit__(self, *exc) -> None:
         self._sock.close()
+
+
+class SlowProxy:
+    """A TCP proxy on loopback that holds every reply `delay` seconds: a server far away (a slow Redis)."""
+
+    def __init__(self, target_port: int, delay: float) -> None:
+        self.target_port, self.delay = target_port, delay
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(256)
+        self.port = self._sock.getsockname()[1]
+        self._open: list[socket.socket] = []
+
+    def __enter__(self) -> SlowProxy:
+        threading.Thread(target=self._accept, name="slow-proxy", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._sock.close()
+        for sock in self._open:
+            with suppress(OSError):
+                sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                return  # closed by __exit__
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self._open += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, 0.0), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, self.delay), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, target: socket.socket, delay: float) -> None:
+        try:
+            while data := source.recv(65536):
+                time.sleep(delay)
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                with suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
 
 class RedisServer:
