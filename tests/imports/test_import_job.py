@@ -184,7 +184,8 @@ def test_a_job_that_outlives_its_task_stages_nothing_visible_after_the_safety_ne
     settings.TASK_PROGRESS_INTERVAL = 3600
     user = UserFactory()
     PostFactory(author=user, body="mine before")
-    visible, attempts = [], []
+    visible: list[int] = []
+    attempts: list[int] = []
     real_stage = posts.services.posts_stage
 
     def stage_then_look(**kwargs):

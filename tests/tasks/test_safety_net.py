@@ -117,7 +117,8 @@ def test_a_job_requeued_while_its_first_run_still_goes_does_not_run_again(db, qu
     assert task_run_job(str(task.id)) == "succeeded"  # the old run, in its orphaned horse
     SimpleWorker([queue], connection=queue.connection).work(burst=True)  # the requeued job
 
-    assert task_job_fetch(str(task.id)).return_value() == "skipped"
+    job = task_job_fetch(str(task.id))
+    assert job is not None and job.return_value() == "skipped"
     task.refresh_from_db()
     assert task.status == "succeeded"
 
@@ -131,7 +132,8 @@ def test_a_job_put_back_on_the_queue_after_its_run_was_lost_does_not_run_again(d
     assert tasks_reconcile() == {"failed": 1}
     SimpleWorker([queue], connection=queue.connection).work(burst=True)
 
-    assert task_job_fetch(str(task.id)).return_value() == "skipped"
+    job = task_job_fetch(str(task.id))
+    assert job is not None and job.return_value() == "skipped"
     task.refresh_from_db()
     assert (task.status, task.error) == ("failed", LOST)
     assert cleanup_marker(task.id).exists(), "cleaned up by the safety net"
