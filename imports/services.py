@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, TypeVar
 
 from django.conf import settings
 
-from posts.services import posts_batch_discard, posts_batch_open, posts_batch_reveal, posts_stage
+from posts.services import BatchNotPending, posts_batch_discard, posts_batch_open, posts_batch_reveal, posts_stage
 from tasks.errors import TaskInputInvalid
 from tasks.files import input_path
 from tasks.kinds import TaskResult
 from tasks.models import Task
-from tasks.progress import ProgressReporter
+from tasks.progress import ProgressReporter, TaskNoLongerRunning
 from tasks.services import task_start
 
 from .reader import ImportFileError, PostReader
@@ -64,6 +64,11 @@ def import_run(task: Task, progress: ProgressReporter) -> TaskResult:
                 progress(reader.bytes_read, total_bytes, detail=f"Imported {imported:,} posts so far")
         except ImportFileError as exc:
             raise TaskInputInvalid(f"{exc} Nothing was imported.") from None
+        except BatchNotPending:
+            # Only the task's cleanup discards its batch, and only once the task has ended (failed
+            # by the safety net, cancelled): this job outlived its task, and stops as it would on
+            # its next progress report. Nothing it staged was ever visible.
+            raise TaskNoLongerRunning(task.id) from None
     skipped = read - imported
     detail = f"Imported {imported:,} post{'s' if imported != 1 else ''}"
     detail += f"; skipped {skipped:,} already present." if skipped else "."

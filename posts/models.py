@@ -3,8 +3,14 @@
 Posts can be written invisibly, in many short transactions, and revealed all at once: each such
 post carries the id of its batch, and a post whose batch has a PendingBatch row is hidden from
 everything that reads posts through `Post.objects`. Deleting that one row reveals them all (one
-small commit); deleting the posts and then the row discards them. An import uses this to add a
-million posts all or nothing without holding a write lock for the whole import.
+small commit); marking the row `discarding`, then deleting the posts and then the row discards
+them. An import uses this to add a million posts all or nothing without holding a write lock for
+the whole import.
+
+A post may be added to a batch only while its row exists and is not `discarding`, checked under a
+lock on that row in the transaction that adds it (posts/services.py: posts_stage): a writer that
+outlives its job (an orphaned work horse) can then never add a post after the discard has begun,
+which the discard would miss and which would be visible once the row is gone.
 """
 
 from __future__ import annotations
@@ -40,6 +46,9 @@ class PendingBatch(models.Model):
     id = models.UUIDField(primary_key=True)  # chosen by the writer (an import uses its task's id)
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
+    # Set first by a discard, before any post is deleted: from then on nothing may be added to
+    # the batch, nor may it be revealed, however late its writer is.
+    discarding = models.BooleanField(default=False)
 
     def __str__(self) -> str:
         return f"Pending batch {self.id}"

@@ -87,11 +87,16 @@ def _demo_post(author: User, number: int, created_at: datetime) -> Post:
 DISCARD_BATCH_SIZE = 5000
 
 
+class BatchNotPending(Exception):
+    """The batch was revealed, discarded, or is being discarded: nothing may be added to it now."""
+
+
 def posts_stage(*, author: User, batch_id: uuid.UUID, posts: Sequence[tuple[str, datetime]]) -> int:
     """Add `posts` (body, created_at) to a pending batch, hidden, in one short transaction.
 
     A post whose body and created_at equal one the author already has (or one already staged in
-    this batch) is skipped. Returns how many were added.
+    this batch) is skipped. Returns how many were added. Raises BatchNotPending, adding nothing,
+    once the batch is gone or being discarded (see posts/models.py).
     """
     fingerprints = [post_fingerprint(body, created_at) for body, created_at in posts]
     present = set(
@@ -108,6 +113,13 @@ def posts_stage(*, author: User, batch_id: uuid.UUID, posts: Sequence[tuple[str,
         present.add((body, created_at))
         rows.append(Post(author=author, body=body, created_at=created_at, fingerprint=fingerprint, batch_id=batch_id))
     with transaction.atomic():
+        # The batch's row, locked until these posts are committed: a discard marks the row first,
+        # so it waits for this transaction (and then deletes these posts too), or this one sees
+        # the mark and adds nothing. PostgreSQL: FOR UPDATE. SQLite ignores FOR UPDATE, but every
+        # transaction here is BEGIN IMMEDIATE (project/settings.py), which takes the database's one
+        # write lock before this read: the discard's mark cannot come in between either.
+        if not PendingBatch.objects.select_for_update().filter(pk=batch_id, discarding=False).exists():
+            raise BatchNotPending(batch_id)
         Post.all_objects.bulk_create(rows)
     return len(rows)
 
@@ -117,17 +129,24 @@ def posts_batch_open(*, author: User, batch_id: uuid.UUID) -> None:
 
 
 def posts_batch_reveal(*, batch_id: uuid.UUID) -> None:
-    """Make every post of the batch visible at once: one small write."""
-    PendingBatch.objects.filter(pk=batch_id).delete()
+    """Make every post of the batch visible at once: one small write.
+
+    Raises BatchNotPending if the batch is gone or being discarded: what its discard has not yet
+    deleted must never be revealed, and a caller that reveals inside a transaction (an import's
+    success) is rolled back rather than report posts that are not there.
+    """
+    if not PendingBatch.objects.filter(pk=batch_id, discarding=False).delete()[0]:
+        raise BatchNotPending(batch_id)
 
 
 def posts_batch_discard(*, batch_id: uuid.UUID) -> None:
-    """Delete a pending batch's posts, a few thousand per transaction, then the batch itself.
+    """Mark a pending batch `discarding`, delete its posts a few thousand per transaction, then the batch.
 
-    Does nothing to a batch that was revealed. If interrupted, what is left stays hidden and a
-    second call finishes the job.
+    Does nothing to a batch that was revealed. The mark comes first and commits on its own, so no
+    writer can add a post after this has begun (posts_stage). If interrupted, what is left stays
+    hidden and a second call finishes the job.
     """
-    if not PendingBatch.objects.filter(pk=batch_id).exists():
+    if not PendingBatch.objects.filter(pk=batch_id).update(discarding=True):
         return
     staged = Post.all_objects.filter(batch_id=batch_id).order_by().values_list("id", flat=True)
     while ids := list(staged[:DISCARD_BATCH_SIZE]):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 from django.conf import settings
@@ -11,6 +13,29 @@ from .state import TaskId, task_set_progress
 
 class TaskNoLongerRunning(Exception):
     """The task was ended elsewhere (cancelled, or failed by the safety net): stop working on it."""
+
+
+# The worker that forked this process, in a work horse (tasks/worker.py sets it); None elsewhere.
+_worker_pid: int | None = None
+
+
+def progress_watch_worker(worker_pid: int) -> None:
+    """In a work horse: from now on every progress report checks that `worker_pid` is its parent."""
+    global _worker_pid
+    _worker_pid = worker_pid
+    _die_if_orphaned()
+
+
+def _die_if_orphaned() -> None:
+    """A work horse whose worker is gone ends at once, the way PR_SET_PDEATHSIG ends it on Linux.
+
+    The fallback where the kernel's signal cannot help: a system without prctl, or a worker that
+    died before its horse set it up. SIGKILL, not an exception: the horse is then lost exactly as
+    if the kernel had killed it, and the safety net fails its task ("worker lost") and cleans up.
+    Progress is reported between units of work, so no transaction is open here.
+    """
+    if _worker_pid is not None and os.getppid() != _worker_pid:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class ProgressReporter:
@@ -34,6 +59,7 @@ class ProgressReporter:
 
     def __call__(self, done: int, total: int, *, detail: str) -> None:
         """`done` of `total` units (rows, bytes...) are through; `detail` says it to a person."""
+        _die_if_orphaned()  # one getppid() per call: unthrottled, it costs nothing next to a unit of work
         now = time.monotonic()
         percent = max(self._percent, min(99, done * 100 // total) if total > 0 else 0)
         self._percent = percent
@@ -48,6 +74,7 @@ class ProgressReporter:
     def say(self, detail: str) -> None:
         """A new detail line now, unthrottled, with the latest percentage: for a step that may take
         a while or that the user must see at once ("Emailing…", "Retrying in 2 s…")."""
+        _die_if_orphaned()
         self._last_write, self._last_percent, self._last_detail = time.monotonic(), self._percent, detail
         if task_set_progress(self.task_id, progress=self._percent, detail=detail) is None:
             raise TaskNoLongerRunning(self.task_id)

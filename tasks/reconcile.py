@@ -30,7 +30,10 @@ logger = logging.getLogger(__name__)
 
 class Do(enum.Enum):
     NOTHING = "nothing"
-    REQUEUE = "requeue"  # never started, so running it now cannot do anything twice
+    # Never started (the row is still queued). Should the lost job run after all (a work horse had
+    # taken it), only one of the two runs passes task_mark_running (queued -> running) and does
+    # the work; the other finds the task running or ended and skips (tasks/jobs.py).
+    REQUEUE = "requeue"
     FAIL_LOST = "fail, worker lost"
     FAIL_IF_SILENT = "fail as lost if its heartbeat stopped"
     FAIL_FROM_JOB = "fail, as the job did"
@@ -62,7 +65,9 @@ TABLE: dict[tuple[str, str], Do] = {
     ("missing", "running"): Do.FAIL_LOST,
     ("missing", "ended"): Do.CLEANUP,
     ("waiting", "queued"): Do.NOTHING,
-    ("waiting", "running"): Do.FAIL_LOST,  # put back on the queue: the run that started it is gone
+    # Put back on the queue: the run that started it is gone (or orphaned); failed here, the job
+    # finds its task no longer queued when it runs again and skips, so it never runs twice.
+    ("waiting", "running"): Do.FAIL_LOST,
     ("waiting", "ended"): Do.CLEANUP,  # the job will find its task ended and skip it
     ("started", "queued"): Do.FAIL_IF_SILENT,  # a worker may die before it marks the task running
     ("started", "running"): Do.FAIL_IF_SILENT,

@@ -25,6 +25,8 @@ Status = Task.Status
 TaskId = uuid.UUID | str
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
+    # Only from queued, and nothing leads back to queued: however often a task's job is run (the
+    # safety net requeued it, RQ put it back, an orphaned horse still runs it), one run starts it.
     "start": (Status.QUEUED,),
     "progress": (Status.RUNNING,),
     "note": (Status.QUEUED, Status.RUNNING),  # a new detail line, status unchanged

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import os
+import signal
+import sys
 import uuid
 from datetime import datetime
 from typing import Any
@@ -19,9 +22,12 @@ from notifications.publish import publisher_warm_up
 
 from .cleanup import task_cleanup
 from .kinds import all_kinds
+from .progress import progress_watch_worker
 from .reconcile import task_fail_worker_lost
 
 logger = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def warm_up() -> None:
@@ -64,11 +70,13 @@ class TaskWorker(Worker):
       own, and the worker's own database work between jobs leaves none open.
     - A job stopped by a cancel leaves no record: RQ would keep it in its failed registry (for its
       failure_ttl); a cancel is not a failure an operator needs to see.
+    - A work horse dies with its worker (horse_die_with_worker).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("job_monitoring_interval", settings.WORKER_JOB_HEARTBEAT_SECONDS)
         super().__init__(*args, **kwargs)
+        self._worker_pid = os.getpid()  # what each forked horse checks its parent against
         warm_up()
         if settings.WORKER_NICENESS:
             # Background work yields the CPU to the web processes when both want it: a burst of
@@ -93,6 +101,29 @@ class TaskWorker(Worker):
             # The parent's database work for this job (above) is done: an idle worker holds no
             # session, and the next one starts from a fresh connection, not a stale one.
             connections.close_all()
+
+    def main_work_horse(self, job: Any, queue: Any) -> None:
+        self.horse_die_with_worker()
+        super().main_work_horse(job, queue)
+
+    def horse_die_with_worker(self) -> None:
+        """In the work horse, first thing after the fork: never outlive this worker.
+
+        RQ puts each horse in a process group of its own (os.setpgrp), so a signal to the worker's
+        group (supervisord's stopasgroup/killasgroup, a terminal's Ctrl-C) does not reach it, and a
+        worker that dies (SIGKILL, OOM killer, supervisord's kill after stopwaitsecs) leaves its
+        horse running. An orphaned horse goes on writing for a task that the safety net has since
+        failed and cleaned up, and holds database connections and locks. On Linux the kernel sends
+        the horse SIGKILL when the worker dies (PR_SET_PDEATHSIG); then, or elsewhere, the progress
+        reporter checks the parent at every report (tasks/progress.py), which also covers a worker
+        that died before prctl ran. The horse's task is then failed as "worker lost", as for any
+        killed horse.
+        """
+        if sys.platform == "linux":
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+                logger.warning("prctl(PR_SET_PDEATHSIG) failed: errno %s", ctypes.get_errno())
+        progress_watch_worker(self._worker_pid)  # kills this horse now if the worker is already gone
 
     def handle_work_horse_killed(self, job: Any, retpid: int, ret_val: int, rusage: Any) -> None:
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)  # type: ignore[no-untyped-call]  # rq leaves it unannotated

@@ -19,6 +19,15 @@ from tests.processes import ROOT, child_env, free_port, wait_for_port
 CONFIG = ROOT / "supervisord.conf"
 
 
+def config_for_test(tmp_path: Path) -> Path:
+    """supervisord.conf as it is, but for its socket (and pidfile), in tmp_path: a checkout run by
+    the tests may have no .venv of its own, and two test runs must not share a socket."""
+    text = CONFIG.read_text().replace("%(here)s/.venv/", f"{tmp_path}/").replace("%(here)s", str(ROOT))
+    config = tmp_path / "supervisord.conf"
+    config.write_text(text)
+    return config
+
+
 def procfile() -> dict[str, str]:
     lines = (ROOT / "Procfile").read_text().splitlines()
     return {name.strip(): command.strip() for name, command in (line.split(":", 1) for line in lines if line.strip())}
@@ -72,7 +81,7 @@ def test_a_process_that_exits_is_restarted_and_ctrl_c_stops_them_all(tmp_path: P
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # daphne, python: the venv's
     log = (tmp_path / "supervisord.log").open("w")
     supervisor = subprocess.Popen(
-        [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(CONFIG), "-j", str(tmp_path / "pid")],
+        [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(config_for_test(tmp_path))],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -119,3 +128,74 @@ def test_make_run_prints_the_port_it_serves_and_emails_link_to_it():
     assert "run: export SITE_URL ?= http://127.0.0.1:$(WEB_PORT)" in makefile
     # An absolute filemail:// path has four slashes: $(CURDIR) brings the fourth.
     assert "run: export EMAIL_URL ?= filemail:///$(CURDIR)/sent-emails" in makefile
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_supervisorctl_restart_worker_mid_import_leaves_no_horse_and_no_post_visible(tmp_path: Path):
+    from imports.services import import_start
+    from posts.models import PendingBatch, Post
+    from tasks.errors import worker_lost_error
+    from tasks.models import Task
+    from tests.factories import PostFactory, UserFactory
+    from tests.imports.test_orphan_horse import HORSE_GONE_BOUND_SECONDS, KILL_AFTER_STAGED, big_import_file, gone
+    from tests.processes import CEILING, wait_until
+
+    user = UserFactory()
+    PostFactory(author=user, body="mine before")
+    upload = big_import_file(f"restart-{user.pk}")
+    config = config_for_test(tmp_path)
+    env = child_env(WEB_PORT=str(free_port()))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    log = (tmp_path / "supervisord.log").open("w")
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(config)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        parent = psutil.Process(supervisor.pid)
+        old_worker = wait_for(lambda: children(parent).get("worker"), 30)
+        task = import_start(user=user, upload=upload, file_name="big.json")
+        wait_until(lambda: Post.all_objects.filter(author=user).count() > KILL_AFTER_STAGED, CEILING, 0.2)
+        (horse,) = old_worker.children()
+
+        restart = subprocess.Popen(
+            [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(config), "restart", "worker"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        seen, worker_gone_at, horse_gone_after = set(), None, None
+        deadline = time.monotonic() + 3 * CEILING
+        while True:  # every 50 ms until the task is over and cleaned up: what the user could see
+            seen.add(Post.objects.by_author(user).count())
+            if worker_gone_at is None and gone(old_worker):
+                worker_gone_at = time.monotonic()
+            if worker_gone_at is not None and horse_gone_after is None and gone(horse):
+                horse_gone_after = time.monotonic() - worker_gone_at
+            ended = Task.objects.get(pk=task.id)
+            if ended.is_finished and not ended.needs_cleanup and horse_gone_after is not None:
+                break
+            assert time.monotonic() < deadline, f"{ended.__dict__}, worker gone: {worker_gone_at}, horse: {gone(horse)}"
+            time.sleep(0.05)
+        output, _ = restart.communicate(timeout=CEILING)
+        assert restart.returncode == 0, output
+        assert "worker: started" in output
+        assert children(parent)["worker"].pid != old_worker.pid, "a new worker took over"
+    finally:
+        stragglers = [parent, *parent.children(recursive=True)]
+        for process in stragglers:
+            process.kill()
+        psutil.wait_procs(stragglers, timeout=10)
+        log.close()
+
+    assert horse_gone_after < HORSE_GONE_BOUND_SECONDS, f"the horse outlived its worker by {horse_gone_after:.1f}s"
+    assert seen == {1}, "only the post the user had was ever visible"
+    assert (ended.status, ended.error) == ("failed", worker_lost_error("Posts import"))
+    assert list(Post.all_objects.filter(author=user).values_list("body", flat=True)) == ["mine before"]
+    assert not PendingBatch.objects.exists()

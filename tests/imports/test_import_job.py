@@ -219,3 +219,40 @@ def test_a_relaunch_ends_a_lost_import_at_once_and_leaves_its_cleanup_to_the_saf
     lost.refresh_from_db()
     assert not lost.needs_cleanup
     assert not Post.all_objects.filter(batch_id=lost.id).exists()
+
+
+def test_a_job_that_outlives_its_task_stages_nothing_visible_after_the_safety_net_discarded_it(
+    db, queue, tmp_path, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    # An orphaned work horse: the safety net has failed its task and discarded its batch, and the
+    # horse has not yet read the row again (its progress writes are throttled, here never due).
+    from tasks.cleanup import task_cleanup
+    from tasks.errors import worker_lost_error
+    from tasks.state import task_mark_failed
+
+    settings.IMPORT_BATCH_SIZE = 10
+    settings.TASK_PROGRESS_INTERVAL = 3600
+    user = UserFactory()
+    PostFactory(author=user, body="mine before")
+    visible: list[int] = []
+    attempts: list[int] = []
+    real_stage = posts.services.posts_stage
+
+    def stage_then_look(**kwargs):
+        attempts.append(len(attempts) + 1)
+        try:
+            return real_stage(**kwargs)
+        finally:
+            visible.append(Post.objects.by_author(user).count())
+            if len(attempts) == 3:  # the safety net's pass, between two batches of the job
+                assert task_mark_failed(kwargs["batch_id"], error=worker_lost_error("Posts import"))
+                assert task_cleanup(kwargs["batch_id"])
+
+    monkeypatch.setattr("imports.services.posts_stage", stage_then_look)
+    task = run_import(user, export_file(tmp_path, numbered(100)), queue, django_capture_on_commit_callbacks)
+
+    assert visible == [1, 1, 1, 1], "no imported post was ever visible"
+    assert attempts == [1, 2, 3, 4], "the job stopped at its first batch after the discard"
+    assert (task.status, task.error) == ("failed", worker_lost_error("Posts import")), "as the safety net left it"
+    assert list(Post.all_objects.filter(author=user).values_list("body", flat=True)) == ["mine before"]
+    assert not PendingBatch.objects.exists() and not input_path(task.id).exists()

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from rq import SimpleWorker
 from rq.job import JobStatus
 
 from tasks.models import Task
@@ -102,3 +103,37 @@ def test_a_lost_queued_task_is_requeued_with_its_own_kinds_job(db, queue):
 def test_a_queued_task_younger_than_the_grace_period_is_left_alone(db, queue):
     TaskFactory(kind=TEST_STEPS, status="queued")
     assert tasks_reconcile() == {}
+
+
+def test_a_job_requeued_while_its_first_run_still_goes_does_not_run_again(db, queue):
+    # Redis lost the queued job (so the safety net puts it back), but a work horse had already
+    # taken it: the old run and the requeued job both start. The row decides: only one passes
+    # the queued -> running transition (tasks/state.py: TRANSITIONS["start"]); the other skips.
+    from tasks.jobs import task_run_job
+
+    task = make_task("queued")
+    assert tasks_reconcile() == {"requeued": 1}
+
+    assert task_run_job(str(task.id)) == "succeeded"  # the old run, in its orphaned horse
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)  # the requeued job
+
+    job = task_job_fetch(str(task.id))
+    assert job is not None and job.return_value() == "skipped"
+    task.refresh_from_db()
+    assert task.status == "succeeded"
+
+
+def test_a_job_put_back_on_the_queue_after_its_run_was_lost_does_not_run_again(db, queue):
+    # The run was lost (the task fails "worker lost"); its job is waiting again (RQ requeued it);
+    # a worker takes it later: it finds its task failed and does nothing.
+    task = make_task("running")
+    make_job("queued", task)
+
+    assert tasks_reconcile() == {"failed": 1}
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+
+    job = task_job_fetch(str(task.id))
+    assert job is not None and job.return_value() == "skipped"
+    task.refresh_from_db()
+    assert (task.status, task.error) == ("failed", LOST)
+    assert cleanup_marker(task.id).exists(), "cleaned up by the safety net"
