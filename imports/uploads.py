@@ -1,22 +1,31 @@
 """The upload of an import: streamed to disk where the worker will read it, and capped.
 
-A body over IMPORT_MAX_BYTES is refused from its Content-Length before any of the file is
-stored; without a Content-Length the running byte count stops it. Either way the parser stops
-at the file, so a CSRF token sent before it (as the page's form does) is still read.
+Under daphne a body over IMPORT_MAX_BYTES never gets this far: the server refuses it as it arrives
+(project/bodylimit.py). This handler is the same limit for any other server and for the test
+client: a body over it is refused from its Content-Length before any of the file is stored;
+without a Content-Length the running byte count stops it. Either way the parser stops at the file,
+so a CSRF token sent before it (as the page's form does) is still read.
 """
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile, StopUpload
 
-from tasks.files import work_dir
+from tasks.files import upload_spool_path
+
+from .reader import format_size
 
 FILE_FIELD = "file"
+
+
+def too_large_message() -> str:
+    """The refusal of a body over IMPORT_MAX_BYTES, from the view or from the server itself."""
+    return f"The file is too large: the limit is {format_size(settings.IMPORT_MAX_BYTES)}."
 
 
 class StoredUpload(UploadedFile):
@@ -57,7 +66,7 @@ class CappedUploadHandler(FileUploadHandler):
             raise StopUpload(connection_reset=False)
         if not self.store:
             raise SkipFile()
-        self.path = work_dir() / f"upload-{uuid.uuid4()}.part"
+        self.path = upload_spool_path()
         self._out = open(self.path, "wb")  # noqa: SIM115 -- closed in file_complete or discard
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> None:

@@ -19,9 +19,8 @@ from tasks.models import Task
 from tasks.selectors import task_to_dict
 from tasks.views import task_launch_response
 
-from .reader import format_size
 from .services import IMPORT_POSTS, import_start
-from .uploads import FILE_FIELD, CappedUploadHandler
+from .uploads import FILE_FIELD, CappedUploadHandler, too_large_message
 
 
 def _refused(request: HttpRequest, status: int, message: str, *, task: Task | None = None) -> HttpResponse:
@@ -33,7 +32,8 @@ def _refused(request: HttpRequest, status: int, message: str, *, task: Task | No
 
 
 def _body_size(request: HttpRequest) -> int:
-    """A chunked request has no Content-Length; under ASGI the server has the whole body by now."""
+    """A chunked request has no Content-Length; under ASGI the server has the whole body by now
+    (under daphne, at most IMPORT_MAX_BYTES of it: project/bodylimit.py)."""
     stream = request._stream  # ASGIRequest's spooled body
     position = stream.tell()
     size = stream.seek(0, 2)
@@ -61,7 +61,7 @@ def import_create(request: HttpRequest) -> HttpResponse:
 def _import_create(request: HttpRequest, handler: CappedUploadHandler, unfinished: Task | None) -> HttpResponse:
     upload = request.FILES.get(FILE_FIELD)
     if handler.too_large:
-        return _refused(request, 413, f"The file is too large: the limit is {format_size(settings.IMPORT_MAX_BYTES)}.")
+        return _refused(request, 413, too_large_message())
     if not handler.file_seen:
         return _refused(request, 400, "Choose a file to import (an export of your posts, .json or .json.gz).")
     if unfinished is not None or upload is None:

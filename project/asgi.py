@@ -19,6 +19,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from notifications.origins import SameOriginValidator  # noqa: E402
+from project.bodylimit import limit_request_bodies  # noqa: E402
 from tasks.routing import websocket_urlpatterns  # noqa: E402
 
 
@@ -30,6 +31,8 @@ def websocket_stack(routes: list[Any]) -> SameOriginValidator:
 
 websocket_application = websocket_stack(websocket_urlpatterns)
 application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_application})
+# daphne takes a request's whole body before the application sees any of it: cap it in daphne.
+limit_request_bodies()
 
 # With a thousand open sockets daphne tracks ~250,000 objects, and each full garbage collection
 # stopped the event loop for 200-400 ms: the live-update p99 (docs/performance.md). Freeze what start-up

@@ -284,6 +284,13 @@ TASK_FAILED_JOB_TTL_SECONDS = env.int("TASK_FAILED_JOB_TTL_SECONDS", default=7 *
 EMAIL_FAILED_JOB_TTL_SECONDS = env.int("EMAIL_FAILED_JOB_TTL_SECONDS", default=7 * 24 * 3600)
 
 # --- Abuse limits (docs/operations.md, "Limits") ---------------------------------------------
+# Largest request body, except POST /imports/ (IMPORT_MAX_BYTES). daphne refuses a larger one with
+# 413 as it arrives, before storing any of it (project/bodylimit.py); the largest form (a post of
+# 20,000 characters, percent-encoded) is under 250 kB.
+REQUEST_BODY_MAX_BYTES = env.int("REQUEST_BODY_MAX_BYTES", default=1024 * 1024)
+# A form's files up to that size are parsed in memory: Django would otherwise write them to named
+# temporary files, which a killed process leaves behind.
+FILE_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, REQUEST_BODY_MAX_BYTES)  # Django's default, or more
 # Task launches (any kind) per user in each window; past it: HTTP 429 with Retry-After.
 TASK_LAUNCH_LIMIT = env.int("TASK_LAUNCH_LIMIT", default=20)
 TASK_LAUNCH_WINDOW_SECONDS = env.int("TASK_LAUNCH_WINDOW_SECONDS", default=60)
@@ -347,8 +354,9 @@ EXPORT_CHUNK_SIZE = env.int("EXPORT_CHUNK_SIZE", default=2000)
 EXPORT_JOB_TIMEOUT = env.int("EXPORT_JOB_TIMEOUT", default=15 * 60)
 
 # --- Imports (imports/) ---------------------------------------------------------------------
-# Largest request body for POST /imports/ (the file plus a few hundred bytes of form); a larger one
-# is refused with 413. A reverse proxy in front needs at least this (nginx: client_max_body_size).
+# Largest request body for POST /imports/ (the file plus a few hundred bytes of form); daphne refuses
+# a larger one with 413 as it arrives (project/bodylimit.py). A reverse proxy in front needs at
+# least this (nginx: client_max_body_size).
 IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=200 * 1024 * 1024)
 # Largest file once gzip-decompressed: a "gzip bomb" is stopped at this point, never inflated whole.
 IMPORT_MAX_DECOMPRESSED_BYTES = env.int("IMPORT_MAX_DECOMPRESSED_BYTES", default=1024 * 1024 * 1024)

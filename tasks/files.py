@@ -1,12 +1,15 @@
 """A task's files: its input (an upload), its output while being written, and its stored result.
 
 Work files live in TASK_WORK_DIR, named by task id so that cleanup never has to guess; that
-directory is shared by the web processes and the workers, and is never served to anyone.
+directory is shared by the web processes and the workers, and is never served to anyone. An upload
+is received there as `upload-<uuid>.part` before any task owns it; one that a killed web process
+left behind is swept by the scheduler.
 Results go through Django's storage API under `tasks/<task id>/`, one folder per task.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 from typing import IO
@@ -32,6 +35,31 @@ def work_path(task_id: TaskId) -> Path:
 def input_path(task_id: TaskId) -> Path:
     """The task's input file (an upload), kept only while the task is unfinished."""
     return work_dir() / f"{task_id}.input"
+
+
+def upload_spool_path() -> Path:
+    """A new file for an upload being received; the request that writes it renames or deletes it."""
+    return work_dir() / f"upload-{uuid.uuid4()}.part"
+
+
+# An upload spool is written from a body the server already holds whole (project/bodylimit.py), at
+# disk speed, then renamed or deleted within the same request: one untouched for an hour belongs to
+# no live request (its web process was killed), and nothing else ever opens it.
+UPLOAD_SPOOL_MAX_AGE_SECONDS = 3600
+
+
+def upload_spools_sweep(*, older_than_seconds: float = UPLOAD_SPOOL_MAX_AGE_SECONDS) -> int:
+    """Delete upload spools left by a web process that died mid-upload; return how many."""
+    cutoff = time.time() - older_than_seconds
+    deleted = 0
+    for path in work_dir().glob("upload-*.part"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                deleted += 1
+        except FileNotFoundError:
+            continue  # its request finished with it meanwhile
+    return deleted
 
 
 def work_files_discard(task_id: TaskId) -> None:

@@ -1,11 +1,12 @@
 """The scheduler: the safety net and the periodic upkeep, run in this process on a timer.
 
 `python manage.py task_scheduler` runs it: the safety net every TASK_RECONCILE_INTERVAL_SECONDS,
-result expiry and the pruning of old task rows hourly. It does the work itself instead of enqueueing jobs,
-so the safety net never waits in the job queue behind the work it guards, and it keeps going
-through any outage: a pass that fails (Redis or the database away) is logged, then tried again a
-few seconds later, for as long as it takes. Each completed safety-net pass is recorded in Redis,
-and /healthz reports its age. Two schedulers are harmless: every step is idempotent.
+result expiry, the pruning of old task rows and the sweep of orphaned upload files hourly. It does
+the work itself instead of enqueueing jobs, so the safety net never waits in the job queue behind
+the work it guards, and it keeps going through any outage: a pass that fails (Redis or the database
+away) is logged, then tried again a few seconds later, for as long as it takes. Each completed
+safety-net pass is recorded in Redis, and /healthz reports its age. Two schedulers are harmless:
+every step is idempotent.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.db import close_old_connections
 
+from .files import upload_spools_sweep
 from .queue import default_queue
 from .reconcile import tasks_reconcile
 from .services import tasks_expire, tasks_prune
@@ -60,6 +62,7 @@ def schedule() -> list[Periodic]:
         ),
         Periodic("result expiry", lambda: 3600, tasks_expire),
         Periodic("old task pruning", lambda: 3600, tasks_prune),
+        Periodic("orphaned upload sweep", lambda: 3600, upload_spools_sweep),
     ]
 
 
