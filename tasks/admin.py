@@ -16,7 +16,7 @@ from .kinds import UnknownTaskKind
 from .models import Task
 from .selectors import task_to_dict
 from .services import QueueUnavailable, TaskAlreadyFinished, TaskAlreadyRunning, task_cancel, task_start
-from .templatetags.task_tags import utc_text, utc_time
+from .templatetags.task_tags import duration_text, elapsed_ms, utc_text, utc_time
 
 _TIME_FIELDS = ("created_at", "started_at", "finished_at", "expired_at")
 
@@ -82,8 +82,8 @@ class TaskAdmin(admin.ModelAdmin[Task]):
 
     @admin.display(description="duration")
     def duration_display(self, task: Task) -> SafeString:
-        duration = task.duration
-        text = "—" if duration is None else f"{duration.total_seconds():.1f} s"
+        elapsed = elapsed_ms(task.started_at, task.finished_at)
+        text = "—" if elapsed is None else duration_text(elapsed)  # as live.js writes it
         return self._live_cell(task, format_html('<span data-field="duration">{}</span>', text))
 
     @staticmethod
