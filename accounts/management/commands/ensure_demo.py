@@ -33,7 +33,7 @@ class Command(BaseCommand):
                 demo.set_password(DEMO_PASSWORD)
                 demo.save()
                 # seed_posts: the same bulk insert, with its progress bar (tqdm) on our stderr.
-                streams = {"stdout": self.stdout._out, "stderr": self.stderr._out}  # type: ignore[attr-defined]
+                streams = {"stdout": self.stdout._out, "stderr": self.stderr._out}
                 call_command("seed_posts", DEMO_USERNAME, str(DEMO_POSTS), verbosity=options["verbosity"], **streams)
         if not User.objects.filter(username=ADMIN_USERNAME).exists():
             User.objects.create_superuser(ADMIN_USERNAME, "admin@example.com", ADMIN_PASSWORD)
