@@ -16,6 +16,7 @@ which the discard would miss and which would be visible once the row is gone.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -35,8 +36,21 @@ def post_fingerprint(body: str, created_at: datetime) -> int:
 
     Equal fingerprints are only candidates: callers compare the values themselves, too.
     """
-    moment = created_at.astimezone(UTC).isoformat(timespec="microseconds")
-    digest = hashlib.blake2b(body.encode("utf-8", "surrogatepass") + b"\0" + moment.encode(), digest_size=8).digest()
+    return _digest(body, _moment(created_at))
+
+
+def post_fingerprints_at(bodies: Iterable[str], created_at: datetime) -> list[int]:
+    """post_fingerprint of each body at one `created_at`, which is formatted once (a third of the cost)."""
+    moment = _moment(created_at)
+    return [_digest(body, moment) for body in bodies]
+
+
+def _moment(created_at: datetime) -> bytes:
+    return b"\0" + created_at.astimezone(UTC).isoformat(timespec="microseconds").encode()
+
+
+def _digest(body: str, moment: bytes) -> int:
+    digest = hashlib.blake2b(body.encode("utf-8", "surrogatepass") + moment, digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 

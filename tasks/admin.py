@@ -18,7 +18,7 @@ from .models import Task
 from .permissions import CANCEL_ANY_TASK, RETRY_ANY_TASK, VIEW_EVERY_TASK, may
 from .selectors import task_to_dict
 from .services import QueueUnavailable, TaskAlreadyFinished, TaskAlreadyRunning, task_cancel, task_start
-from .templatetags.task_tags import utc_text, utc_time
+from .templatetags.task_tags import duration_text, elapsed_ms, utc_text, utc_time
 
 _TIME_FIELDS = ("created_at", "started_at", "finished_at", "expired_at")
 
@@ -90,8 +90,8 @@ class TaskAdmin(admin.ModelAdmin[Task]):
 
     @admin.display(description="duration")
     def duration_display(self, task: Task) -> SafeString:
-        duration = task.duration
-        text = "—" if duration is None else f"{duration.total_seconds():.1f} s"
+        elapsed = elapsed_ms(task.started_at, task.finished_at)
+        text = "—" if elapsed is None else duration_text(elapsed)  # as live.js writes it
         return self._live_cell(task, format_html('<span data-field="duration">{}</span>', text))
 
     @staticmethod

@@ -97,12 +97,15 @@ def task_mark_succeeded(
 
 
 def task_mark_failed(task_id: TaskId, *, error: str) -> Task | None:
+    """The error replaces the detail: the last progress line ("Starting…", "Imported 120,000 posts
+    so far", "Retrying…") would be false beside it, since a failed task keeps none of its work."""
     return _transition(
         task_id,
         "fail",
         wait=True,
         status=Status.FAILED,
         error=error[:ERROR_MAX_LENGTH],
+        detail="",
         finished_at=timezone.now(),
         needs_cleanup=True,
     )

@@ -65,7 +65,8 @@ def task_launch_response(
         return _refused(request, exc, 503, json_client, refused_page)
     if json_client:
         return JsonResponse(task_to_dict(task), status=202)
-    messages.success(request, f"{task.label} started. You can follow it here.")
+    # Worded to stay true after the task ends: the notice stays on this page, beside the live card.
+    messages.success(request, f"{task.label} started.")
     return redirect(task_to_dict(task)["url"])
 
 

@@ -7,7 +7,8 @@ text in the reader's own time zone and locale on every page (the admin included)
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import math
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django import template
@@ -58,3 +59,52 @@ def utc_time(value: datetime | str | None) -> SafeString:
     if moment is None:
         return format_html("{}", "—")
     return format_html('<time datetime="{}">{}</time>', moment.astimezone(UTC).isoformat(), utc_text(moment))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _ms(moment: datetime) -> int:
+    """Whole milliseconds since the epoch, truncated, as JavaScript's Date.parse reads an ISO time."""
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def elapsed_ms(started: datetime | str | None, finished: datetime | str | None = None) -> int | None:
+    """From `started` to `finished` (or now) in milliseconds, as live.js computes it; None if not started."""
+    start, end = _as_datetime(started), _as_datetime(finished)
+    if start is None:
+        return None
+    return _ms(end or datetime.now(UTC)) - _ms(start)
+
+
+def _round(value: float) -> int:
+    return math.floor(value + 0.5)  # Math.round's rounding, so both sides agree on halves
+
+
+def duration_text(ms: float) -> str:
+    """'under 0.1 s', '0.2 s', '9.9 s', '42 s', '3 min 5 s': live.js's formatDuration, to the letter."""
+    tenths = _round(max(0.0, ms) / 100)
+    if tenths == 0:
+        return "under 0.1 s"
+    if tenths < 100:
+        return f"{tenths // 10}.{tenths % 10} s"
+    seconds = _round(ms / 1000)
+    return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60} s"
+
+
+@register.filter
+def task_timing(task: dict[str, Any] | None) -> str:
+    """The timing line of a task (its Task JSON): the text live.js's timingText writes, so a page
+    reads the same before and after the script runs."""
+    if not task:
+        return ""
+    elapsed = elapsed_ms(task["started_at"], task["finished_at"])
+    if elapsed is None:
+        return "Waiting for a worker…" if task["status"] == Task.Status.QUEUED else ""
+    finished = task["status"] not in Task.UNFINISHED
+    text = f"{'Took' if finished else 'Elapsed'} {duration_text(elapsed)}"
+    progress = task["progress"]
+    if task["status"] == Task.Status.RUNNING and 0 < progress < 100:
+        left = _round(elapsed * (100 - progress) / progress)
+        text += " · under a second left" if left < 1000 else f" · about {duration_text(left)} left"
+    return text

@@ -3,7 +3,10 @@ message older than the one on screen, and it writes the server's text as text, n
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect, sync_playwright
 
 from notifications.publish import publish_task_update
@@ -11,10 +14,31 @@ from tasks.selectors import task_to_dict
 from tests.e2e.browser import launch_chromium, off_loop, sign_in, site_env_for
 from tests.factories import TaskFactory, UserFactory
 from tests.processes import daphne
+from tests.tasks.test_timing_text import DURATIONS
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 CARD = "main .task"
+# Before live.js handles the socket's snapshot (a listener added at construction runs before its
+# onmessage), the server's timing lines are blanked: whatever shows afterwards, live.js wrote.
+BLANK_TIMINGS_ON_SNAPSHOT = """
+window.__snapshots = 0;
+const Native = window.WebSocket;
+window.WebSocket = function (url, protocols) {
+  const ws = new Native(url, protocols);
+  ws.addEventListener("message", (event) => {
+    if (JSON.parse(event.data).type !== "snapshot") return;
+    document.querySelectorAll("main .task [data-field=timing]").forEach((n) => { n.textContent = ""; });
+    window.__snapshots += 1;
+  });
+  return ws;
+};
+window.WebSocket.prototype = Native.prototype;
+"""
+TIMINGS_WRITTEN = (
+    "() => window.__snapshots > 0"
+    " && [...document.querySelectorAll('main .task [data-field=timing]')].every((n) => n.textContent)"
+)
 
 
 @pytest.fixture
@@ -77,3 +101,36 @@ def test_the_detail_and_error_are_shown_as_text_never_as_markup(page_of_a_runnin
     expect(page.locator(f"{CARD} [data-field=error]")).to_have_text(markup)
     assert page.locator("#injected").count() == 0 and page.locator("main img").count() == 0
     assert page.evaluate("window.__pwned") is None
+
+
+def test_a_finished_tasks_timing_reads_the_same_from_the_server_and_from_live_js(smtp_server):
+    """The timing line is rendered by the server and rewritten by live.js from the snapshot: both
+    must say the same, and a task under a second is never "Took 0 s"."""
+    user = off_loop(UserFactory)
+    finished = timezone.now().replace(microsecond=273001)  # within the hour: in the snapshot
+    expected = {ms: f"Took {text}" for ms, text in DURATIONS.items()}
+
+    def seed():
+        for ms in expected:
+            started = finished - timedelta(milliseconds=ms)
+            TaskFactory(user=user, status="succeeded", progress=100, started_at=started, finished_at=finished)
+
+    off_loop(seed)
+    env = site_env_for(smtp_server.url)
+    with daphne(env) as (port, _), sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        url = f"http://127.0.0.1:{port}/tasks/"
+        texts = {}
+        for script in (False, True):
+            context = browser.new_context(java_script_enabled=script)
+            sign_in(context, user, url)
+            page = context.new_page()
+            page.add_init_script(BLANK_TIMINGS_ON_SNAPSHOT)
+            page.goto(url)
+            if script:
+                page.wait_for_function(TIMINGS_WRITTEN)
+            texts[script] = sorted(page.locator("main .task [data-field=timing]").all_text_contents())
+            context.close()
+        browser.close()
+    assert texts[False] == sorted(expected.values())
+    assert texts[True] == texts[False]

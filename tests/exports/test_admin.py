@@ -79,13 +79,13 @@ def test_staff_and_superusers_see_every_users_tasks_with_progress_bars(request, 
             rf'<progress class="task-bar" data-field="bar" max="100" value="{task.progress}"', page
         )
     assert "The export timed out." in page
-    assert "60.0 s" in page, "the duration of bob's task"
+    assert "1 min 0 s" in page, "the duration of bob's task"
     # The staff feed keeps the list live: the task, and the finished and duration columns too.
     assert re.search(r'<script src="/static/tasks/live\.js"[^>]*data-scope="all"', page)
     bob = tasks["bob_succeeded"]
     finished = f'<time data-field="finished" datetime="{bob.finished_at.isoformat()}">'
     assert re.search(rf'<span class="task-cell" data-task-id="{bob.id}"[^>]*>{re.escape(finished)}', page)
-    assert re.search(rf'data-task-id="{bob.id}"[^>]*><span data-field="duration">60.0 s</span>', page)
+    assert re.search(rf'data-task-id="{bob.id}"[^>]*><span data-field="duration">1 min 0 s</span>', page)
     assert f'<time datetime="{bob.created_at.isoformat()}">{bob.created_at:%Y-%m-%d %H:%M:%S} UTC</time>' in page
     # New tasks join the unfiltered first page: the row that live.js clones is there.
     assert "data-admin-task-rows" in page and '<template id="admin-task-row">' in page

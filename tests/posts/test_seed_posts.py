@@ -10,7 +10,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from posts.models import Post
+from accounts.management.commands.ensure_demo import DEMO_POSTS
+from posts.models import Post, post_fingerprint
 from tests.factories import UserFactory, login
 
 PASSWORD_LINE = re.compile(r"^Created user 'alice' with password: (\S+)$", re.MULTILINE)
@@ -109,3 +110,26 @@ def test_the_progress_bar_is_silent_at_verbosity_zero(db):
     _, err = seed("alice", "20000", verbosity=0)
     assert err == ""
     assert Post.objects.count() == 20000
+
+
+def test_seeded_posts_are_whole_posts_an_import_recognises(db):
+    """posts_seed writes rows itself (no model per row): they must read back as the ORM's own,
+    visible, with the fingerprint an import compares, so re-importing an export skips them all."""
+    seed("alice", "7")
+    posts = list(Post.objects.filter(author__username="alice").order_by("id"))
+    assert [p.body for p in posts] == [f"Demo post {n} ✓" for n in range(1, 8)]
+    assert all(p.batch_id is None for p in posts)
+    assert [p.fingerprint for p in posts] == [post_fingerprint(p.body, p.created_at) for p in posts]
+
+
+def test_ensure_demo_seeds_the_demo_user_once_with_the_bar(db, settings):
+    settings.DEBUG = True
+    out, err = io.StringIO(), io.StringIO()
+    call_command("ensure_demo", stdout=out, stderr=err)
+    demo = get_user_model().objects.get(username="demo")
+    assert Post.objects.filter(author=demo).count() == DEMO_POSTS
+    assert f"{DEMO_POSTS}/{DEMO_POSTS}" in err.getvalue(), "seeding that long shows its progress"
+    assert f"Created {DEMO_POSTS:,} posts for demo." in out.getvalue()
+
+    call_command("ensure_demo", stdout=io.StringIO(), stderr=io.StringIO())
+    assert Post.objects.filter(author=demo).count() == DEMO_POSTS, "only once"

@@ -80,3 +80,12 @@ def test_a_failed_or_cancelled_task_is_marked_for_cleanup(db):
     task_mark_failed(failed.id, error="x")
     task_mark_cancelled(cancelled.id)
     assert Task.objects.filter(pk__in=[failed.pk, cancelled.pk], needs_cleanup=True).count() == 2
+
+
+@pytest.mark.parametrize("last_detail", ["Starting…", "Imported 120,000 posts so far", "Retrying (attempt 2 of 4)…"])
+def test_a_failed_task_keeps_its_error_and_no_progress_line(db, last_detail):
+    """Beside "The posts import failed", a leftover "Starting…" would say it is still going."""
+    task = TaskFactory(status="running", detail=last_detail)
+    failed = task_mark_failed(task.id, error="The file is not a posts export.")
+    assert failed is not None
+    assert (failed.detail, failed.error) == ("", "The file is not a posts export.")

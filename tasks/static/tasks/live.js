@@ -58,25 +58,31 @@
     return `${value.toFixed(1)} ${units[unit]}`;
   };
 
-  const durationText = (task) => {
-    if (!task.started_at) return "—";
-    const end = task.finished_at ? Date.parse(task.finished_at) : Date.now();
-    return `${((end - Date.parse(task.started_at)) / 1000).toFixed(1)} s`;
-  };
-
-  const formatSeconds = (seconds) => {
-    const s = Math.max(0, Math.round(seconds));
+  /* Durations read the same here as in the server's rendering (tasks/templatetags/task_tags.py,
+   * duration_text and task_timing): tenths of a second under 10 s ("Took 0.2 s"), whole seconds
+   * under a minute, then minutes and seconds. Both round whole milliseconds the same way. */
+  const formatDuration = (ms) => {
+    const tenths = Math.round(Math.max(0, ms) / 100);
+    if (tenths === 0) return "under 0.1 s";
+    if (tenths < 100) return `${Math.floor(tenths / 10)}.${tenths % 10} s`;
+    const s = Math.round(ms / 1000);
     return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
   };
 
+  const elapsedMs = (task) => {
+    const end = task.finished_at ? Date.parse(task.finished_at) : Date.now();
+    return end - Date.parse(task.started_at);
+  };
+
+  const durationText = (task) => (task.started_at ? formatDuration(elapsedMs(task)) : "—");
+
   const timingText = (task) => {
     if (!task.started_at) return task.status === "queued" ? "Waiting for a worker…" : "";
-    const start = Date.parse(task.started_at);
-    const end = task.finished_at ? Date.parse(task.finished_at) : Date.now();
-    const elapsed = (end - start) / 1000;
-    let text = `${isFinished(task) ? "Took" : "Elapsed"} ${formatSeconds(elapsed)}`;
+    const elapsed = elapsedMs(task);
+    let text = `${isFinished(task) ? "Took" : "Elapsed"} ${formatDuration(elapsed)}`;
     if (task.status === "running" && task.progress > 0 && task.progress < 100) {
-      text += ` · about ${formatSeconds((elapsed * (100 - task.progress)) / task.progress)} left`;
+      const left = Math.round((elapsed * (100 - task.progress)) / task.progress);
+      text += left < 1000 ? " · under a second left" : ` · about ${formatDuration(left)} left`;
     }
     return text;
   };
