@@ -260,8 +260,6 @@ CHANNEL_LAYERS: dict[str, dict[str, Any]] = {
 }
 
 # --- Tasks: the generic core (tasks/) --------------------------------------------------------
-# (Earlier releases named the first four EXPORT_PROGRESS_INTERVAL, EXPORT_RETRY_ATTEMPTS,
-# EXPORT_RETRY_BACKOFF and EXPORT_RETENTION_DAYS; rename them in your environment when upgrading.)
 # Minimum seconds between two progress updates of one task (row write + live push).
 TASK_PROGRESS_INTERVAL = env.float("TASK_PROGRESS_INTERVAL", default=0.25)
 # Transient faults (SMTP refused, storage error) are retried this many times in all, with
@@ -344,10 +342,7 @@ TASK_SAFETY_NET_MAX_AGE_SECONDS = env.int("TASK_SAFETY_NET_MAX_AGE_SECONDS", def
 # --- Exports (exports/) ---------------------------------------------------------------------
 # The largest export email, as sent (the gzip-compressed file base64-encoded, plus the text): many
 # mail servers refuse more than 10 MiB. An export that does not fit is emailed as a download link.
-# (EXPORT_EMAIL_ATTACHMENT_MAX_BYTES, its name in earlier releases, is still read.)
-EXPORT_EMAIL_MAX_BYTES = env.int(
-    "EXPORT_EMAIL_MAX_BYTES", default=env.int("EXPORT_EMAIL_ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
-)
+EXPORT_EMAIL_MAX_BYTES = env.int("EXPORT_EMAIL_MAX_BYTES", default=10 * 1024 * 1024)
 # Rows fetched from the database per round trip while streaming an export.
 EXPORT_CHUNK_SIZE = env.int("EXPORT_CHUNK_SIZE", default=2000)
 # Hard limit for one export job; past it the task ends "failed" with "The posts export timed out."

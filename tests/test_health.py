@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_healthz_reports_every_dependency_and_the_queue(queue, email_queue):
-    queue.enqueue("exports.jobs.exports_expire_job")
+    queue.enqueue("tasks.services.tasks_expire")
     for _ in range(2):
         email_queue.enqueue("accounts.jobs.send_welcome_email_job", 0)
     record_safety_net_pass()  # as the scheduler does after each pass

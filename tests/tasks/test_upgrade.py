@@ -1,5 +1,5 @@
 """Upgrading to the generic core loses nothing: task rows and files made by the exports app survive
-the move of the model, and jobs queued in Redis under the old dotted paths still run."""
+the move of the model."""
 
 from __future__ import annotations
 
@@ -59,18 +59,3 @@ def test_tasks_and_posts_made_before_the_core_survive_the_migration(client_for):
     response = client.get(f"/tasks/{moved.id}/download/")
     assert response.status_code == 200 and b"".join(response.streaming_content) == b'{"posts": []}'
     assert client.get(f"/exports/{moved.id}/").status_code == 200
-
-
-def test_jobs_queued_under_the_old_dotted_paths_still_run(db, queue, django_capture_on_commit_callbacks):
-    user = UserFactory()
-    PostFactory.create_batch(3, author=user)
-    task = TaskFactory(user=user, kind="export_posts")
-    queue.enqueue_call("exports.jobs.export_posts_job", args=(str(task.id),), job_id=str(task.id))
-    queue.enqueue_call("exports.jobs.tasks_reconcile_job", job_id=str(uuid.uuid4()))
-    queue.enqueue_call("exports.jobs.exports_expire_job", job_id=str(uuid.uuid4()))
-
-    SimpleWorker([queue], connection=queue.connection).work(burst=True)
-
-    task.refresh_from_db()
-    assert task.status == "succeeded" and task.detail == "3 posts exported"
-    assert queue.failed_job_registry.count == 0, "the periodic jobs of the old scheduler ran too"
