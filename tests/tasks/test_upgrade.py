@@ -3,19 +3,16 @@ the move of the model."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
-from rq import SimpleWorker
 
 from posts.models import Post, post_fingerprint
 from tasks.models import Task
-from tests.factories import PASSWORD, PostFactory, TaskFactory, UserFactory
+from tests.factories import PASSWORD, UserFactory
 
 BEFORE_THE_CORE = [("exports", "0002_task_expired_at"), ("posts", "0001_initial"), ("tasks", None)]
 
