@@ -10,16 +10,16 @@ safety net's next pass.
 from __future__ import annotations
 
 import logging
-import uuid
 
 from .files import results_discard, work_files_discard
 from .kinds import UnknownTaskKind
 from .models import Task
+from .types import TaskId
 
 logger = logging.getLogger(__name__)
 
 
-def task_cleanup(task_id: uuid.UUID | str) -> bool:
+def task_cleanup(task_id: TaskId) -> bool:
     """Delete the task's work files, and for an unsuccessful task its results and the kind's partial output."""
     task = Task.objects.filter(pk=task_id).first()
     try:

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 
-TaskId = uuid.UUID | str
+from .types import TaskId
 
 
 def work_dir() -> Path:

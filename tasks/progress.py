@@ -8,7 +8,8 @@ import time
 
 from django.conf import settings
 
-from .state import TaskId, task_set_progress
+from .state import task_set_progress
+from .types import TaskId
 
 
 class TaskNoLongerRunning(Exception):

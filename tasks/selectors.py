@@ -11,10 +11,9 @@ from django.urls import NoReverseMatch, reverse
 
 from .kinds import UnknownTaskKind
 from .models import Task, TaskQuerySet
+from .types import TaskId
 
 if TYPE_CHECKING:
-    import uuid
-
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
     AnyUser = AbstractBaseUser | AnonymousUser
@@ -75,7 +74,7 @@ def task_to_dict(task: Task) -> dict[str, Any]:
     }
 
 
-def task_get_for_user(*, user: AnyUser, task_id: uuid.UUID | str, kind: str | None = None) -> Task:
+def task_get_for_user(*, user: AnyUser, task_id: TaskId, kind: str | None = None) -> Task:
     """Another user's task (or a task of another kind on a kind's page) is a 404, never a 403."""
     tasks = Task.objects.for_user(user)
     if kind is not None:

@@ -7,7 +7,6 @@ failed by the safety net) is never brought back to life by a late write from a j
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -20,9 +19,9 @@ from notifications.publish import publish_task_update
 from .files import result_size
 from .models import Task
 from .selectors import task_to_dict
+from .types import TaskId
 
 Status = Task.Status
-TaskId = uuid.UUID | str
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     # Only from queued, and nothing leads back to queued: however often a task's job is run (the
