@@ -30,7 +30,7 @@ class SiteInMemoryLayer(InMemoryChannelLayer):
 def our_messages() -> list:
     """What `manage.py check` reports of ours, by our registration (the tag proves it is registered),
     less what SILENCED_SYSTEM_CHECKS silences, as the command does."""
-    return [m for m in run_checks(tags=["live_tasks"]) if m.id.startswith("live_tasks.") and not m.is_silenced()]
+    return [m for m in run_checks(tags=["live_tasks"]) if str(m.id).startswith("live_tasks.") and not m.is_silenced()]
 
 
 def our_ids() -> set[str]:
@@ -42,8 +42,10 @@ def registry():
     """The kinds' registry as it is, given back as it was after the test."""
     saved = dict(kinds._registry), dict(kinds._registered_at), list(kinds._clashes)
     yield kinds
-    kinds._registry.clear(), kinds._registry.update(saved[0])
-    kinds._registered_at.clear(), kinds._registered_at.update(saved[1])
+    kinds._registry.clear()
+    kinds._registry.update(saved[0])
+    kinds._registered_at.clear()
+    kinds._registered_at.update(saved[1])
     kinds._clashes[:] = saved[2]
 
 
@@ -54,7 +56,7 @@ def a_kind(name: str = "check_probe", **fields) -> TaskKind:
 
 def test_the_real_settings_give_none_of_ours():
     assert our_messages() == []
-    assert [m for m in run_checks() if m.id.startswith("live_tasks.")] == []
+    assert [m for m in run_checks() if str(m.id).startswith("live_tasks.")] == []
 
 
 def test_manage_py_check_on_the_real_settings_is_clean():
