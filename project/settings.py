@@ -227,8 +227,9 @@ RQ_QUEUES = {
     },
 }
 RQ = {
-    # The services enqueue inside transaction.on_commit themselves (tasks/services.py), so the
-    # deferral is visible in the code; django-rq must not defer a second time.
+    # The services enqueue inside transaction.on_commit themselves (accounts/services.py), so the
+    # deferral is visible in the code; django-rq must not defer a second time. (The tasks' queue
+    # enqueues at once whatever this says: tasks/queue.py.)
     "COMMIT_MODE": "auto",
     # Heartbeats running jobs every few seconds and ends a task whose work horse dies (tasks/worker.py).
     "WORKER_CLASS": "tasks.worker.TaskWorker",

@@ -6,6 +6,7 @@ it looks the kind up by the name stored in `Task.kind`, so adding one needs no c
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -65,16 +66,40 @@ class UnknownTaskKind(LookupError):
 
 
 _registry: dict[str, TaskKind] = {}
+# Where each registered kind was registered ("path:line"), and every later registration of a name
+# already taken: a clash is reported by `manage.py check` (live_tasks.E006) with both places,
+# rather than raised from inside some app's ready(), where the traceback names only the second.
+_registered_at: dict[str, str] = {}
+_clashes: list[KindClash] = []
+
+
+@dataclass(frozen=True)
+class KindClash:
+    name: str
+    first: str  # "path:line" of the registration that is kept
+    second: str  # "path:line" of the one that was refused
 
 
 def register(kind: TaskKind) -> TaskKind:
+    """Register a kind under its name and return it (so `my_kind = register(TaskKind(...))`)."""
     if len(kind.name) > 32:
         raise ValueError(f"Task kind name {kind.name!r} is longer than 32 characters.")
+    caller = sys._getframe(1)
+    place = f"{caller.f_code.co_filename}:{caller.f_lineno}"
     existing = _registry.get(kind.name)
-    if existing is not None and existing is not kind:
-        raise ValueError(f"Task kind {kind.name!r} is registered twice.")
+    # The same place again is a module run twice (a reload, a test that execs an example): the new
+    # object replaces the old. Another place is a second kind taking the name: the first stays.
+    if existing is not None and existing is not kind and _registered_at[kind.name] != place:
+        _clashes.append(KindClash(kind.name, first=_registered_at[kind.name], second=place))
+        return kind
     _registry[kind.name] = kind
+    _registered_at[kind.name] = place
     return kind
+
+
+def kind_clashes() -> list[KindClash]:
+    """Names that two places registered: the first registration is the one in use."""
+    return list(_clashes)
 
 
 def get_kind(name: str) -> TaskKind:
