@@ -8,6 +8,7 @@ task as committed, from every way a task ends, and a receiver that raises must b
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from types import SimpleNamespace
@@ -17,6 +18,7 @@ import pytest
 from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import SimpleWorker
 from rq.job import JobStatus
 
@@ -26,9 +28,10 @@ from tasks.models import Task
 from tasks.progress import ProgressReporter
 from tasks.queue import task_job_enqueue, task_job_fetch
 from tasks.reconcile import task_fail_worker_lost, tasks_reconcile
-from tasks.services import task_cancel, task_start
+from tasks.services import QueueUnavailable, task_cancel, task_start
 from tasks.signals import task_enqueued, task_finished, task_progress, task_started
 from tests.factories import TaskFactory, UserFactory
+from tests.processes import ROOT
 from tests.taskkinds.kinds import TEST_STEPS, cleanup_marker, test_steps
 
 LOST = "The worker running this test steps stopped unexpectedly (worker lost). Please start it again."
@@ -107,6 +110,17 @@ def test_a_run_sends_enqueued_started_progress_and_finished_each_with_the_commit
     assert other_kind == [], "a receiver connected for another kind hears nothing of this one"
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_launch_the_queue_refuses_sends_nothing(heard, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise RedisConnectionError("down")
+
+    monkeypatch.setattr("tasks.services.task_job_enqueue", refuse)
+    with pytest.raises(QueueUnavailable):
+        task_start(user=UserFactory(), kind=TEST_STEPS)
+    assert heard == [], "the row is withdrawn: there is no task to hear of"
+
+
 def test_progress_is_sent_per_write_and_not_per_report(db, heard, django_capture_on_commit_callbacks):
     task = TaskFactory(kind=TEST_STEPS, status="running")
     with django_capture_on_commit_callbacks(execute=True):
@@ -157,7 +171,19 @@ def test_finished_waits_for_the_commit_of_a_callers_transaction_and_a_rollback_s
     assert [(h.signal, h.stored[0]) for h in heard] == [("finished", "cancelled")]
 
 
-def make_lost(job_state: str | None) -> Task:
+def test_a_task_whose_kind_is_gone_is_sent_with_no_sender(db, heard, queue, django_capture_on_commit_callbacks):
+    task = TaskFactory(kind="uninstalled_kind")
+    task_job_enqueue(str(task.id), kind=test_steps)
+    with django_capture_on_commit_callbacks(execute=True):
+        run_queued_jobs(queue)
+
+    assert [(h.signal, h.sender, h.kwargs) for h in heard] == [
+        ("started", None, {}),
+        ("finished", None, {"status": "failed"}),
+    ]
+
+
+def make_lost(job_state: JobStatus | None) -> Task:
     """A running task whose job is gone (None) or in `job_state`, a while ago."""
     task = TaskFactory(kind=TEST_STEPS, status="running", created_at=timezone.now() - timedelta(minutes=5))
     if job_state is not None:
@@ -212,3 +238,26 @@ def test_a_raising_receiver_breaks_neither_the_launch_nor_the_task(queue, caplog
     assert job is not None and job.get_status() == (JobStatus.FINISHED if status == "succeeded" else JobStatus.FAILED)
     errors = [r for r in caplog.records if r.name == "django.dispatch" and "metrics server" in str(r.exc_info)]
     assert len(errors) >= 3, "each raising receiver is logged, with its traceback"
+
+
+def readme_example() -> str:
+    section = (ROOT / "README.md").read_text().split("\n## Signals\n", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    return code
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_readmes_example_receivers_count_runs_outcomes_and_seconds(queue):
+    example: dict[str, Any] = {}
+    exec(compile(readme_example(), "README:metrics/receivers.py", "exec"), example)  # noqa: S102
+    try:
+        user = UserFactory()
+        task_start(user=user, kind=TEST_STEPS, params={"steps": 1})
+        run_queued_jobs(queue)
+        task_cancel(task=task_start(user=user, kind=TEST_STEPS))
+    finally:
+        task_started.disconnect(example["count_started"])
+        task_finished.disconnect(example["count_finished"])
+
+    assert example["counts"] == {"test_steps.started": 1, "test_steps.succeeded": 1, "test_steps.cancelled": 1}
+    assert 0 < example["seconds"]["test_steps"] < 10, "the one that ran; the cancelled one never started"
