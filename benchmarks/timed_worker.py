@@ -36,7 +36,7 @@ class TimedWorker(TaskWorker):
         for owner, name, phase in [
             (db.BaseDatabaseWrapper, "connect", "database connection"),
             (state, "_update", "transitions: UPDATE"),
-            (state, "_publish", "transitions: read and push"),
+            (state, "_publish_and_signal", "transitions: read and push"),  # and signal: no receivers here
             (export, "write_posts_json", "writing"),
             (export, "result_store", "storing"),
             (export, "export_email_send", "emailing"),

@@ -29,6 +29,7 @@ from .limits import task_launch_count, task_quota_check
 from .models import Task, TaskQuerySet
 from .queue import task_job_enqueue, task_job_stop, task_jobs_delete
 from .reconcile import task_reconcile
+from .signals import task_enqueued, task_signal_send
 from .state import task_announce, task_mark_cancelled, task_mark_expired
 
 if TYPE_CHECKING:
@@ -143,6 +144,7 @@ def _enqueue_or_withdraw(task: Task) -> None:
         work_files_discard(task.id)
         logger.error("Could not enqueue task %s: %r", task.id, exc)
         raise QueueUnavailable(QUEUE_UNAVAILABLE) from exc
+    task_signal_send(task_enqueued, task)  # on commit already (_task_create), and only for a launch that stands
 
 
 def task_cancel(*, task: Task) -> Task:

@@ -1,4 +1,5 @@
-"""Task state transitions: every change goes through here, bumps `seq`, and is pushed live.
+"""Task state transitions: every change goes through here, bumps `seq`, is pushed live, and sends
+its signal (tasks/signals.py).
 
 The rules are one table, TRANSITIONS: which statuses each transition may start from. Each
 transition is one conditional UPDATE, so a task that is already finished (cancelled by its user,
@@ -12,6 +13,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import F
+from django.dispatch import Signal
 from django.utils import timezone
 
 from notifications.publish import publish_task_update
@@ -19,6 +21,7 @@ from notifications.publish import publish_task_update
 from .files import result_size
 from .models import Task
 from .selectors import task_to_dict
+from .signals import task_finished, task_progress, task_signal_on_commit, task_started
 from .types import TaskId
 
 Status = Task.Status
@@ -35,6 +38,15 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "expire": (Status.SUCCEEDED,),  # the retention period deleted the result file
 }
 
+# The signal each transition sends once it has happened; a note and an expiry send none.
+SIGNALS: dict[str, Signal] = {
+    "start": task_started,
+    "progress": task_progress,
+    "succeed": task_finished,
+    "fail": task_finished,
+    "cancel": task_finished,
+}
+
 # Errors are shown to users; keep them to a sentence.
 ERROR_MAX_LENGTH = Task._meta.get_field("error").max_length or 500
 DETAIL_MAX_LENGTH = Task._meta.get_field("detail").max_length or 200
@@ -47,18 +59,27 @@ def _update(task_id: TaskId, transition: str, **changes: Any) -> bool:
     return bool(Task.objects.filter(pk=task_id, status__in=allowed_from).update(seq=F("seq") + 1, **changes))
 
 
-def _publish(task_id: TaskId, *, wait: bool) -> Task:
-    """Push the row as it now is. `wait` (final states) blocks until the channel layer has it."""
+def _publish_and_signal(task_id: TaskId, transition: str, *, wait: bool) -> Task:
+    """After a transition's UPDATE: push the row as it now is, then send the transition's signal.
+
+    `wait` (final states) blocks until the channel layer has the push. The signal comes second so
+    that a slow receiver never delays the live page, and on commit (task_signal_on_commit).
+    """
     task = Task.objects.select_related("user").get(pk=task_id)
     publish_task_update(user_id=task.user_id, task=task_to_dict(task), wait=wait)
+    signal = SIGNALS.get(transition)
+    if signal is task_finished:
+        task_signal_on_commit(signal, task, status=task.status)
+    elif signal is not None:
+        task_signal_on_commit(signal, task)
     return task
 
 
 def _transition(task_id: TaskId, transition: str, *, wait: bool = False, **changes: Any) -> Task | None:
-    """Apply `changes` if the table allows `transition` from the task's status; publish and return it."""
+    """Apply `changes` if the table allows `transition` from the task's status; publish, signal and return it."""
     if not _update(task_id, transition, **changes):
         return None
-    return _publish(task_id, wait=wait)
+    return _publish_and_signal(task_id, transition, wait=wait)
 
 
 def task_announce(task: Task) -> None:
@@ -92,7 +113,7 @@ def task_mark_succeeded(
         updated = _update(task_id, "succeed", file=file_name, file_size=size, **changes)
         if updated and commit is not None:
             commit()
-    return _publish(task_id, wait=True) if updated else None
+    return _publish_and_signal(task_id, "succeed", wait=True) if updated else None
 
 
 def task_mark_failed(task_id: TaskId, *, error: str) -> Task | None:

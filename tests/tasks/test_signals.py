@@ -1,0 +1,263 @@
+"""The task signals (tasks/signals.py), heard by receivers as a site would connect them.
+
+Jobs run for real (an RQ SimpleWorker in this process, the test kind of tests/taskkinds), in
+transactional tests where they commit as in production: each signal must arrive once, with the
+task as committed, from every way a task ends, and a receiver that raises must break nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from django.db import transaction
+from django.dispatch import Signal
+from django.utils import timezone
+from redis.exceptions import ConnectionError as RedisConnectionError
+from rq import SimpleWorker
+from rq.job import JobStatus
+
+from exports.kind import export_posts
+from tasks.jobs import task_job_stopped
+from tasks.models import Task
+from tasks.progress import ProgressReporter
+from tasks.queue import task_job_enqueue, task_job_fetch
+from tasks.reconcile import task_fail_worker_lost, tasks_reconcile
+from tasks.services import QueueUnavailable, task_cancel, task_start
+from tasks.signals import task_enqueued, task_finished, task_progress, task_started
+from tests.factories import TaskFactory, UserFactory
+from tests.processes import ROOT
+from tests.taskkinds.kinds import TEST_STEPS, cleanup_marker, test_steps
+
+LOST = "The worker running this test steps stopped unexpectedly (worker lost). Please start it again."
+SIGNALS = {"enqueued": task_enqueued, "started": task_started, "progress": task_progress, "finished": task_finished}
+
+
+@dataclass
+class Heard:
+    signal: str
+    sender: Any
+    task: Task
+    kwargs: dict[str, Any]
+    given: tuple[str, int]  # (status, seq) of the task it was given, when it was given it
+    stored: tuple[str, int]  # the same, of the row as the receiver read it back then
+
+
+def connect(signal: Signal, receiver: Any, **kwargs: Any):
+    signal.connect(receiver, weak=False, **kwargs)
+    return lambda: signal.disconnect(receiver, **kwargs)
+
+
+@pytest.fixture
+def heard():
+    """Every task signal sent during the test, in order, as a receiver connected for all kinds sees it."""
+    heard: list[Heard] = []
+    disconnects = []
+    for name, signal in SIGNALS.items():
+
+        def receiver(sender, task, _name=name, signal=None, **kwargs):
+            stored = Task.objects.values_list("status", "seq").get(pk=task.pk)
+            heard.append(Heard(_name, sender, task, kwargs, (task.status, task.seq), stored))
+
+        disconnects.append(connect(signal, receiver))
+    yield heard
+    for disconnect in disconnects:
+        disconnect()
+
+
+def run_queued_jobs(queue) -> None:
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+
+
+def names(heard: list[Heard]) -> list[str]:
+    return [h.signal for h in heard]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_sends_enqueued_started_progress_and_finished_each_with_the_committed_task(heard, queue, settings):
+    settings.TASK_PROGRESS_INTERVAL = 0.1  # 20 reports over 0.2 s or more: a few writes, not 20
+    other_kind = []
+    disconnect = connect(task_finished, lambda sender, **kwargs: other_kind.append(sender), sender=export_posts)
+    try:
+        task = task_start(user=UserFactory(), kind=TEST_STEPS, params={"steps": 20, "step_seconds": 0.01})
+        assert names(heard) == ["enqueued"], "sent by the launch, once the job is on the queue"
+        run_queued_jobs(queue)
+    finally:
+        disconnect()
+
+    task.refresh_from_db()
+    assert task.status == "succeeded"
+    progress = [h for h in heard if h.signal == "progress"]
+    assert names(heard) == ["enqueued", "started", *["progress"] * len(progress), "finished"]
+    # One per progress write, as throttled as the writes: seq counts the start, each write, the end.
+    assert 1 <= len(progress) < 20
+    assert task.seq == 1 + len(progress) + 1
+    assert [h.task.progress for h in progress] == sorted(h.task.progress for h in progress)
+    assert all(0 < h.task.progress < 100 and h.task.detail.startswith("Step ") for h in progress)
+
+    assert all(h.sender is test_steps and h.task.pk == task.pk for h in heard), "sender: the task's kind"
+    assert [(h.signal, h.given[0], h.kwargs) for h in heard if h.signal != "progress"] == [
+        ("enqueued", "queued", {}),
+        ("started", "running", {}),
+        ("finished", "succeeded", {"status": "succeeded"}),
+    ]
+    assert all(h.given == h.stored for h in heard), "the task as committed when sent"
+    assert other_kind == [], "a receiver connected for another kind hears nothing of this one"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_launch_the_queue_refuses_sends_nothing(heard, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise RedisConnectionError("down")
+
+    monkeypatch.setattr("tasks.services.task_job_enqueue", refuse)
+    with pytest.raises(QueueUnavailable):
+        task_start(user=UserFactory(), kind=TEST_STEPS)
+    assert heard == [], "the row is withdrawn: there is no task to hear of"
+
+
+def test_progress_is_sent_per_write_and_not_per_report(db, heard, django_capture_on_commit_callbacks):
+    task = TaskFactory(kind=TEST_STEPS, status="running")
+    with django_capture_on_commit_callbacks(execute=True):
+        progress = ProgressReporter(task.id, interval=3600)
+        for done in range(1, 1001):
+            progress(done, 1000, detail=f"{done} of 1000")
+        progress.say("Emailing…")  # unthrottled: a write, so a signal
+
+    assert [(h.signal, h.task.progress, h.task.detail) for h in heard] == [("progress", 99, "Emailing…")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_run_sends_finished_failed_once(heard, queue):
+    task = task_start(user=UserFactory(), kind=TEST_STEPS, params={"fail_at": 1})
+    run_queued_jobs(queue)
+
+    assert names(heard) == ["enqueued", "started", "finished"]
+    finished = heard[-1]
+    assert (finished.kwargs, finished.task.error) == ({"status": "failed"}, "Step 1 failed on purpose.")
+    assert finished.given == finished.stored and finished.given[0] == "failed"
+    assert finished.task.pk == task.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_sends_finished_cancelled_once_and_the_stop_callback_adds_none(heard, queue):
+    task = task_start(user=UserFactory(), kind=TEST_STEPS)
+    task_cancel(task=task)
+    task_job_stopped(SimpleNamespace(id=str(task.id)), None)  # the worker's callback after a stop
+    run_queued_jobs(queue)  # nothing left to run
+
+    assert names(heard) == ["enqueued", "finished"]
+    assert (heard[-1].kwargs, heard[-1].task.detail) == ({"status": "cancelled"}, "Cancelled.")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_finished_waits_for_the_commit_of_a_callers_transaction_and_a_rollback_sends_none(heard, queue):
+    task = task_start(user=UserFactory(), kind=TEST_STEPS)
+    heard.clear()
+
+    with pytest.raises(ZeroDivisionError), transaction.atomic():
+        task_cancel(task=task)
+        1 / 0  # noqa: B018 -- the caller's transaction fails after the cancel
+    assert heard == [] and Task.objects.get(pk=task.pk).status == "queued"
+
+    with transaction.atomic():
+        task_cancel(task=task)
+        assert heard == [], "not before the cancel is committed"
+    assert [(h.signal, h.stored[0]) for h in heard] == [("finished", "cancelled")]
+
+
+def test_a_task_whose_kind_is_gone_is_sent_with_no_sender(db, heard, queue, django_capture_on_commit_callbacks):
+    task = TaskFactory(kind="uninstalled_kind")
+    task_job_enqueue(str(task.id), kind=test_steps)
+    with django_capture_on_commit_callbacks(execute=True):
+        run_queued_jobs(queue)
+
+    assert [(h.signal, h.sender, h.kwargs) for h in heard] == [
+        ("started", None, {}),
+        ("finished", None, {"status": "failed"}),
+    ]
+
+
+def make_lost(job_state: JobStatus | None) -> Task:
+    """A running task whose job is gone (None) or in `job_state`, a while ago."""
+    task = TaskFactory(kind=TEST_STEPS, status="running", created_at=timezone.now() - timedelta(minutes=5))
+    if job_state is not None:
+        task_job_enqueue(str(task.id), kind=test_steps).set_status(job_state)
+    return task
+
+
+@pytest.mark.parametrize(
+    ("end", "status", "message"),
+    [
+        (lambda task: tasks_reconcile(), "failed", LOST),  # the scheduler: its job is gone
+        (lambda task: task_fail_worker_lost(str(task.id)), "failed", LOST),  # the worker: its horse died
+        (lambda task: tasks_reconcile(), "cancelled", ""),  # the scheduler: its job was stopped
+    ],
+    ids=["job lost", "work horse died", "job stopped"],
+)
+def test_the_safety_net_sends_finished_once_for_the_task_it_ends(
+    db, heard, queue, django_capture_on_commit_callbacks, end, status, message
+):
+    task = make_lost(JobStatus.STOPPED if status == "cancelled" else None)
+    with django_capture_on_commit_callbacks(execute=True):
+        end(task)
+        tasks_reconcile()  # a second pass ends nothing more
+
+    assert [(h.signal, h.sender, h.kwargs, h.task.error) for h in heard] == [
+        ("finished", test_steps, {"status": status}, message)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("params", "status"), [({}, "succeeded"), ({"fail_at": 2}, "failed")], ids=["succeeding", "failing"]
+)
+@pytest.mark.django_db(transaction=True)
+def test_a_raising_receiver_breaks_neither_the_launch_nor_the_task(queue, caplog, params, status):
+    def broken(sender, **kwargs):
+        raise RuntimeError("the metrics server is down")
+
+    disconnects = [connect(signal, broken) for signal in SIGNALS.values()]
+    try:
+        with caplog.at_level(logging.ERROR, logger="django.dispatch"):
+            task = task_start(user=UserFactory(), kind=TEST_STEPS, params=params)
+            assert queue.job_ids == [str(task.id)], "the launch stands"
+            run_queued_jobs(queue)
+    finally:
+        for disconnect in disconnects:
+            disconnect()
+
+    task.refresh_from_db()
+    assert task.status == status and not task.needs_cleanup
+    assert cleanup_marker(task.id).exists() == (status == "failed"), "a failure's cleanup still runs"
+    job = task_job_fetch(str(task.id))
+    assert job is not None and job.get_status() == (JobStatus.FINISHED if status == "succeeded" else JobStatus.FAILED)
+    errors = [r for r in caplog.records if r.name == "django.dispatch" and "metrics server" in str(r.exc_info)]
+    assert len(errors) >= 3, "each raising receiver is logged, with its traceback"
+
+
+def readme_example() -> str:
+    section = (ROOT / "README.md").read_text().split("\n## Signals\n", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    return code
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_readmes_example_receivers_count_runs_outcomes_and_seconds(queue):
+    example: dict[str, Any] = {}
+    exec(compile(readme_example(), "README:metrics/receivers.py", "exec"), example)  # noqa: S102
+    try:
+        user = UserFactory()
+        task_start(user=user, kind=TEST_STEPS, params={"steps": 1})
+        run_queued_jobs(queue)
+        task_cancel(task=task_start(user=user, kind=TEST_STEPS))
+    finally:
+        task_started.disconnect(example["count_started"])
+        task_finished.disconnect(example["count_finished"])
+
+    assert example["counts"] == {"test_steps.started": 1, "test_steps.succeeded": 1, "test_steps.cancelled": 1}
+    assert 0 < example["seconds"]["test_steps"] < 10, "the one that ran; the cancelled one never started"
