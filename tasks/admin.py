@@ -13,7 +13,6 @@ from django.template.loader import render_to_string
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from .errors import TaskError
 from .kinds import UnknownTaskKind
 from .models import Task
 from .permissions import CANCEL_ANY_TASK, RETRY_ANY_TASK, VIEW_EVERY_TASK, may
@@ -137,8 +136,6 @@ class TaskAdmin(admin.ModelAdmin[Task]):
             except QueueUnavailable as exc:
                 self.message_user(request, str(exc), messages.ERROR)
                 return
-            except TaskError as exc:  # a kind's own refusal: the rest may still start
-                skipped.append(f"{task.user.get_username()} ({exc.message})")
         self.message_user(request, f"Started {started} new task(s).", messages.SUCCESS)
         if skipped:
             self.message_user(request, f"Skipped: {', '.join(skipped)}", messages.WARNING)
