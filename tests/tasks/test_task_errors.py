@@ -13,7 +13,7 @@ from project.urls import urlpatterns as site_urlpatterns
 from tasks.errors import TaskError
 from tasks.models import Task
 from tasks.services import task_start
-from tasks.views import task_launch_response
+from tasks.views import task_error_response, task_launch_response
 from tests.factories import TaskFactory
 from tests.taskkinds.kinds import TEST_STEPS
 
@@ -74,3 +74,8 @@ def test_a_kinds_refusal_about_a_task_answers_with_that_task(user_client, user):
     response = user_client.post("/steps/waiting/")
     assert response.status_code == 302 and response["Location"] == f"/tasks/{blocking.id}/"
     assert "Your steps wait for the last ones." in user_client.get(response["Location"]).content.decode()
+
+
+def test_a_refusal_with_neither_a_page_nor_a_task_still_keeps_its_status_for_a_person(rf):
+    response = task_error_response(rf.post("/anywhere/"), StepsPaused("Paused.", retry_after=3))
+    assert (response.status_code, response["Retry-After"], response.content) == (423, "3", b"Paused.")
