@@ -50,6 +50,11 @@ class TaskInputInvalid(TaskStepFailed):
     """The job's input is unusable (a malformed file): the user's to fix, not an operator's fault."""
 
 
+def kind_unavailable_error() -> str:
+    """For a task whose kind no installed app registers any more: its work cannot run."""
+    return "This kind of task is not available any more."
+
+
 def unexpected_error(label: str) -> str:
     return f"The {label.lower()} failed unexpectedly. Please try again; the team has the details."
 
