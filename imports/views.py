@@ -8,27 +8,40 @@ body before the upload handler is in place to cap it.
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
-from tasks.http import wants_json
+from tasks.errors import TaskError
 from tasks.models import Task
 from tasks.selectors import task_to_dict
-from tasks.views import task_launch_response
+from tasks.services import TaskAlreadyRunning
+from tasks.views import task_error_response, task_launch_response
 
 from .services import IMPORT_POSTS, import_start
 from .uploads import FILE_FIELD, CappedUploadHandler, too_large_message
 
 
-def _refused(request: HttpRequest, status: int, message: str, *, task: Task | None = None) -> HttpResponse:
-    """The same status for every client: JSON for programs, the message on a page for people."""
-    if wants_json(request):
-        return JsonResponse(task_to_dict(task) if task else {"error": message}, status=status)
-    context = {"message": message, "task_json": task_to_dict(task) if task else None}
-    return render(request, "imports/import_refused.html", context, status=status)
+class ImportLoginRequired(TaskError):
+    status = 401
+
+
+class ImportTooLarge(TaskError):
+    status = 413
+
+
+class ImportFileMissing(TaskError):
+    status = 400
+
+
+def _refused_page(request: HttpRequest, error: TaskError) -> HttpResponse:
+    """This view's own refusals, for people: the message, a link to the task it is about, the form again."""
+    context = {"message": error.message, "task_json": task_to_dict(error.task) if error.task else None}
+    return render(request, "imports/import_refused.html", context)
 
 
 def _body_size(request: HttpRequest) -> int:
@@ -44,29 +57,32 @@ def _body_size(request: HttpRequest) -> int:
 @csrf_exempt  # checked in _import_create, once the upload is capped
 @require_POST
 def import_create(request: HttpRequest) -> HttpResponse:
-    if not request.user.is_authenticated:
-        return _refused(request, 401, "Please log in to import posts.")
-    if not request.META.get("CONTENT_LENGTH"):
-        request.META["CONTENT_LENGTH"] = str(_body_size(request))
-    unfinished = Task.objects.for_user(request.user).unfinished().of_kind(IMPORT_POSTS).first()
-    handler = CappedUploadHandler(max_bytes=settings.IMPORT_MAX_BYTES, store=unfinished is None)
-    request.upload_handlers = [handler]
     try:
-        return _import_create(request, handler, unfinished)
-    finally:
-        handler.discard()  # the upload, unless import_start moved it into the task's keeping
+        if not request.user.is_authenticated:
+            raise ImportLoginRequired("Please log in to import posts.")
+        if not request.META.get("CONTENT_LENGTH"):
+            request.META["CONTENT_LENGTH"] = str(_body_size(request))
+        unfinished = Task.objects.for_user(request.user).unfinished().of_kind(IMPORT_POSTS).first()
+        handler = CappedUploadHandler(max_bytes=settings.IMPORT_MAX_BYTES, store=unfinished is None)
+        request.upload_handlers = [handler]
+        try:
+            return _import_create(request, handler, unfinished)
+        finally:
+            handler.discard()  # the upload, unless import_start moved it into the task's keeping
+    except TaskError as error:  # this view's own checks; the launch's refusals are task_launch_response's
+        return task_error_response(request, error, page=partial(_refused_page, request))
 
 
 @csrf_protect
 def _import_create(request: HttpRequest, handler: CappedUploadHandler, unfinished: Task | None) -> HttpResponse:
     upload = request.FILES.get(FILE_FIELD)
     if handler.too_large:
-        return _refused(request, 413, too_large_message())
-    if not handler.file_seen:
-        return _refused(request, 400, "Choose a file to import (an export of your posts, .json or .json.gz).")
-    if unfinished is not None or upload is None:
-        return _refused(request, 409, "You already have a posts import in progress.", task=unfinished)
-    assert handler.path is not None
+        raise ImportTooLarge(too_large_message())
+    if not handler.file_seen or (upload is None and unfinished is None):
+        raise ImportFileMissing("Choose a file to import (an export of your posts, .json or .json.gz).")
+    if unfinished is not None:
+        raise TaskAlreadyRunning(unfinished)  # found before the upload, which was therefore not stored
+    assert upload is not None and handler.path is not None
     path = handler.path  # moved into the task's keeping by import_start; deleted by discard() if not
     user = request.user
     assert user.is_authenticated  # import_create answered anonymous requests with 401

@@ -1,12 +1,41 @@
-"""What users are told when a task goes wrong, and which faults are worth retrying."""
+"""What users are told when something goes wrong: a request refused (TaskError, with its HTTP
+status), a job that failed (TaskStepFailed and the messages below), and which faults are worth retrying."""
 
 from __future__ import annotations
 
 import smtplib
+from typing import TYPE_CHECKING, ClassVar
 
 from rq.timeouts import JobTimeoutException
 
 from .kinds import TaskKind
+
+if TYPE_CHECKING:
+    from .models import Task
+
+
+class TaskError(Exception):
+    """A request about a task that cannot be done (now), carrying the answer it deserves.
+
+    Every view answers one the same way, in one place (tasks.views.task_error_response): a JSON
+    client gets `status` with the Task JSON of `task` if the refusal is about one (409 with the
+    unfinished task: it says what to do next), else `{"error": message}`; a person gets the message
+    on a page, or on the task's page. `retry_after` (seconds) becomes the Retry-After header.
+    A kind's start service may raise its own subclass: it gets the same answer.
+    """
+
+    status: ClassVar[int] = 400
+
+    def __init__(self, message: str, *, task: Task | None = None, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.task = task
+        self.retry_after = retry_after
+
+    @property
+    def notice(self) -> str:
+        """What a person sent to `task`'s page reads there."""
+        return self.message
 
 
 class TaskStepFailed(Exception):
@@ -19,6 +48,11 @@ class TaskStepFailed(Exception):
 
 class TaskInputInvalid(TaskStepFailed):
     """The job's input is unusable (a malformed file): the user's to fix, not an operator's fault."""
+
+
+def kind_unavailable_error() -> str:
+    """For a task whose kind no installed app registers any more: its work cannot run."""
+    return "This kind of task is not available any more."
 
 
 def unexpected_error(label: str) -> str:

@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from .cleanup import task_cleanup
-from .errors import TaskInputInvalid, user_error_for
+from .errors import TaskInputInvalid, kind_unavailable_error, user_error_for
 from .files import result_delete, work_files_discard
 from .kinds import UnknownTaskKind
 from .progress import ProgressReporter, TaskNoLongerRunning
@@ -28,7 +28,7 @@ def task_run_job(task_id: str) -> str:
         kind = task.kind_spec
     except UnknownTaskKind:
         logger.error("Task %s has kind %r, which no installed app registers", task_id, task.kind)
-        task_mark_failed(task_id, error="This kind of task is not available any more.")
+        task_mark_failed(task_id, error=kind_unavailable_error())
         return "failed"
 
     try:

@@ -18,20 +18,25 @@ from django.db.models import Max, Q, Sum
 from django.template.defaultfilters import filesizeformat
 from django.utils.formats import date_format
 
-from ratelimits import Limit, RateLimited
+from ratelimits import Limit
 
+from .errors import TaskError
 from .models import Task
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
 
-class TaskLaunchLimited(RateLimited):
+class TaskLaunchLimited(TaskError):
     """Too many launches in the window; `retry_after` seconds until the next one is allowed."""
 
+    status = 429
 
-class TaskQuotaExceeded(Exception):
+
+class TaskQuotaExceeded(TaskError):
     """The user's stored results would pass their quota; the message says what to do."""
+
+    status = 409
 
 
 def launch_limit() -> Limit:

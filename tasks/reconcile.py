@@ -19,7 +19,7 @@ from django.utils import timezone
 from rq.job import Job, JobStatus
 
 from .cleanup import task_cleanup
-from .errors import unexpected_error, worker_lost_error
+from .errors import kind_unavailable_error, unexpected_error, worker_lost_error
 from .kinds import UnknownTaskKind
 from .models import Task
 from .queue import task_job_enqueue, task_job_fetch
@@ -93,16 +93,9 @@ def _silent(job: Job) -> bool:
     return heartbeat is None or timezone.now() - heartbeat > timedelta(seconds=settings.TASK_LOST_AFTER_SECONDS)
 
 
-def _label(task: Task) -> str:
-    try:
-        return task.kind_spec.label
-    except UnknownTaskKind:
-        return "task"
-
-
 def task_fail_worker_lost(task_id: str) -> bool:
     task = Task.objects.filter(pk=task_id).first()
-    return task is not None and task_mark_failed(task_id, error=worker_lost_error(_label(task))) is not None
+    return task is not None and task_mark_failed(task_id, error=worker_lost_error(task.label)) is not None
 
 
 def task_reconcile(task: Task, *, cleanup: bool = True) -> str | None:
@@ -130,7 +123,7 @@ def task_reconcile(task: Task, *, cleanup: bool = True) -> str | None:
         try:
             kind = task.kind_spec
         except UnknownTaskKind:
-            return _fail(task_id, "This kind of task is not available any more.", cleanup=cleanup)
+            return _fail(task_id, kind_unavailable_error(), cleanup=cleanup)
         task_job_enqueue(task_id, kind=kind)
         task_set_detail(task_id, "Queued again after the job queue lost it.")
         return "requeued"
@@ -142,13 +135,13 @@ def task_reconcile(task: Task, *, cleanup: bool = True) -> str | None:
             task_cleanup(task_id)
         return "cancelled" if ended else None
     if action is Do.FAIL_LOST:
-        return _fail(task_id, worker_lost_error(_label(task)), cleanup=cleanup)
+        return _fail(task_id, worker_lost_error(task.label), cleanup=cleanup)
     if action is Do.FAIL_NO_RESULT:
-        return _fail(task_id, unexpected_error(_label(task)), cleanup=cleanup)
+        return _fail(task_id, unexpected_error(task.label), cleanup=cleanup)
     assert action is Do.FAIL_FROM_JOB and job is not None
     result = job.latest_result()
     lost = "terminated unexpectedly" in ((result.exc_string if result else None) or "")
-    error = worker_lost_error(_label(task)) if lost else unexpected_error(_label(task))
+    error = worker_lost_error(task.label) if lost else unexpected_error(task.label)
     return _fail(task_id, error, cleanup=cleanup)
 
 

@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from notifications.publish import publish_task_removed
 
 from .cleanup import task_cleanup
+from .errors import TaskError
 from .files import input_path, result_delete, results_discard, work_files_discard
 from .kinds import get_kind
 from .limits import task_launch_count, task_quota_check
@@ -37,37 +38,52 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-QUEUE_UNAVAILABLE = "The background service is unavailable. Please try again in a minute."
-
 _ALREADY = {"succeeded": "has already finished", "failed": "has already failed", "cancelled": "was already cancelled"}
 
 
-class TaskAlreadyRunning(Exception):
+class TaskAlreadyRunning(TaskError):
+    """The user has an unfinished task of this kind: `task` is it."""
+
+    status = 409
+    task: Task
+
     def __init__(self, task: Task) -> None:
-        super().__init__(f"You already have a {task.label.lower()} in progress.")
-        self.task = task
+        super().__init__(f"You already have a {task.label.lower()} in progress.", task=task)
+
+    @property
+    def notice(self) -> str:
+        return f"{self.message} Here it is."  # read on that task's page, not the one launched from
 
 
-class TaskAlreadyFinished(Exception):
+class TaskAlreadyFinished(TaskError):
+    status = 409
+    task: Task
+
     def __init__(self, task: Task) -> None:
-        super().__init__(f"This {task.label.lower()} {_ALREADY.get(task.status, 'has already ended')}.")
-        self.task = task
+        super().__init__(f"This {task.label.lower()} {_ALREADY.get(task.status, 'has already ended')}.", task=task)
 
 
-class TaskNotDeletable(Exception):
+class TaskNotDeletable(TaskError):
     """The task is still running, or its cleanup is still owed: deleting it now would orphan files."""
+
+    status = 409
+    task: Task
 
     def __init__(self, task: Task) -> None:
         if task.is_finished:
             message = f"This {task.label.lower()} is still being cleaned up. Try again in a moment."
         else:
             message = f"This {task.label.lower()} is still in progress: cancel it first."
-        super().__init__(message)
-        self.task = task
+        super().__init__(message, task=task)
 
 
-class QueueUnavailable(Exception):
+class QueueUnavailable(TaskError):
     """Redis (the job queue) cannot be reached; nothing was left behind."""
+
+    status = 503
+
+    def __init__(self, message: str = "The background service is unavailable. Please try again in a minute.") -> None:
+        super().__init__(message)
 
 
 def task_start(
@@ -95,7 +111,7 @@ def task_start(
         try:
             task_launch_count(user)
         except RedisError as exc:
-            raise QueueUnavailable(QUEUE_UNAVAILABLE) from exc  # the enqueue could not work either
+            raise QueueUnavailable() from exc  # the enqueue could not work either
         task_quota_check(user, spec.name)
     try:
         return _task_create(user, spec.name, params or {}, input_file)
@@ -143,7 +159,7 @@ def _enqueue_or_withdraw(task: Task) -> None:
         Task.objects.filter(pk=task.pk).delete()
         work_files_discard(task.id)
         logger.error("Could not enqueue task %s: %r", task.id, exc)
-        raise QueueUnavailable(QUEUE_UNAVAILABLE) from exc
+        raise QueueUnavailable() from exc
     task_signal_send(task_enqueued, task)  # on commit already (_task_create), and only for a launch that stands
 
 

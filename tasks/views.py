@@ -7,6 +7,7 @@ Kinds reuse these views for their own URLs (`/exports/<id>/`, `/imports/<id>/can
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -17,9 +18,9 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from .errors import TaskError
 from .http import AuthenticatedHttpRequest, file_download_response, login_required_json_or_redirect, wants_json
 from .kinds import UnknownTaskKind
-from .limits import TaskLaunchLimited, TaskQuotaExceeded
 from .models import Task
 from .permissions import VIEW_EVERY_TASK, may
 from .selectors import (
@@ -30,55 +31,60 @@ from .selectors import (
     task_to_dict,
     task_url,
 )
-from .services import (
-    QueueUnavailable,
-    TaskAlreadyFinished,
-    TaskAlreadyRunning,
-    TaskNotDeletable,
-    task_cancel,
-    task_delete,
-    tasks_clear_finished,
-)
+from .services import task_cancel, task_delete, tasks_clear_finished
+
+
+def task_error_response(
+    request: HttpRequest, error: TaskError, *, page: Callable[[TaskError], HttpResponse] | None = None
+) -> HttpResponse:
+    """The one answer to a TaskError, for every view and kind (docs/protocol.md, docs/imports.md).
+
+    A JSON client gets `error.status` with the Task JSON of the task the refusal is about (it can
+    act on it), else `{"error": message}`. A person gets `page(error)` at that status: the refusing
+    view's own page, which shows the message; without one, the task's page with the notice.
+    Retry-After from `error.retry_after`, either way.
+    """
+    response: HttpResponse
+    if wants_json(request):
+        body = task_to_dict(error.task) if error.task is not None else {"error": error.message}
+        response = JsonResponse(body, status=error.status)
+    elif page is not None:
+        response = page(error)
+        response.status_code = error.status
+    elif error.task is not None:
+        # Not an error the person made: where the task stands, on the page that shows it.
+        messages.info(request, error.notice)
+        response = redirect(task_url(error.task))
+    else:  # a view that can refuse without a task gives a page; this is only the last resort
+        response = HttpResponse(error.message, status=error.status, content_type="text/plain; charset=utf-8")
+    if error.retry_after is not None:
+        response["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def task_launch_response(
     request: HttpRequest, start: Callable[[], Task], *, refused_page: Callable[[], HttpResponse]
 ) -> HttpResponse:
-    """Run a kind's start service and answer: 202 + Task JSON or a redirect to the task's page;
-    409 (the unfinished task) or a redirect to it; otherwise `{"error": ...}` or `refused_page`
-    with the message: 429 + Retry-After (launch rate), 409 (storage quota), 503 (no queue)."""
-    json_client = wants_json(request)
+    """Run a kind's start service and answer: 202 + Task JSON or a redirect to the task's page; a
+    TaskError as task_error_response does: 409 with the unfinished task, or a redirect to it; else
+    `{"error": ...}`, or `refused_page` with the message, at the error's status (429 + Retry-After
+    for the launch rate, 409 for the storage quota, 503 without a queue, a kind's own...)."""
     try:
         task = start()
-    except TaskAlreadyRunning as exc:
-        if json_client:
-            return JsonResponse(task_to_dict(exc.task), status=409)
-        messages.info(request, f"{exc} Here it is.")
-        return redirect(task_to_dict(exc.task)["url"])
-    except TaskLaunchLimited as exc:
-        response = _refused(request, exc, 429, json_client, refused_page)
-        response["Retry-After"] = str(exc.retry_after)
-        return response
-    except TaskQuotaExceeded as exc:
-        return _refused(request, exc, 409, json_client, refused_page)
-    except QueueUnavailable as exc:
-        return _refused(request, exc, 503, json_client, refused_page)
-    if json_client:
+    except TaskError as error:
+        return task_error_response(
+            request, error, page=None if error.task is not None else partial(_launch_refused, request, refused_page)
+        )
+    if wants_json(request):
         return JsonResponse(task_to_dict(task), status=202)
     # Worded to stay true after the task ends: the notice stays on this page, beside the live card.
     messages.success(request, f"{task.label} started.")
     return redirect(task_to_dict(task)["url"])
 
 
-def _refused(
-    request: HttpRequest, exc: Exception, status: int, json_client: bool, page: Callable[[], HttpResponse]
-) -> HttpResponse:
-    if json_client:
-        return JsonResponse({"error": str(exc)}, status=status)
-    messages.error(request, str(exc))
-    response = page()
-    response.status_code = status
-    return response
+def _launch_refused(request: HttpRequest, refused_page: Callable[[], HttpResponse], error: TaskError) -> HttpResponse:
+    messages.error(request, error.message)  # the launching page again, saying why not
+    return refused_page()
 
 
 @require_GET
@@ -103,11 +109,8 @@ def task_cancel_view(request: AuthenticatedHttpRequest, task_id: str, kind: str 
     task = task_get_for_user(user=request.user, task_id=task_id, kind=kind)
     try:
         task = task_cancel(task=task)
-    except TaskAlreadyFinished as exc:
-        if wants_json(request):
-            return JsonResponse(task_to_dict(exc.task), status=409)
-        messages.info(request, str(exc))
-        return redirect(task_to_dict(exc.task)["url"])
+    except TaskError as error:
+        return task_error_response(request, error)
     if wants_json(request):
         return JsonResponse(task_to_dict(task))
     messages.success(request, f"{task.label} cancelled.")
@@ -153,11 +156,8 @@ def task_delete_view(request: AuthenticatedHttpRequest, task_id: str, kind: str 
     task = task_get_for_user(user=request.user, task_id=task_id, kind=kind)
     try:
         task_delete(task=task)
-    except TaskNotDeletable as exc:
-        if wants_json(request):
-            return JsonResponse(task_to_dict(exc.task), status=409)
-        messages.info(request, str(exc))
-        return redirect(task_to_dict(exc.task)["url"])
+    except TaskError as error:
+        return task_error_response(request, error)
     if wants_json(request):
         return JsonResponse({"deleted": str(task.id)})
     messages.success(request, f"{task.label} deleted.")

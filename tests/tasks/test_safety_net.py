@@ -100,6 +100,23 @@ def test_a_lost_queued_task_is_requeued_with_its_own_kinds_job(db, queue):
     assert task.detail == "Queued again after the job queue lost it."
 
 
+KIND_GONE = "This kind of task is not available any more."
+
+
+def test_a_task_whose_kind_is_gone_fails_saying_so_from_the_job_and_from_the_safety_net(db, queue):
+    from tasks.jobs import task_run_job
+
+    long_ago = timezone.now() - timedelta(minutes=5)
+    run, lost = (TaskFactory(kind="retired_kind", status="queued", created_at=long_ago) for _ in range(2))
+    task_job_enqueue(str(run.id), kind=test_steps)  # its job, so that the safety net leaves it to the worker
+
+    assert tasks_reconcile() == {"failed": 1}, "the lost one cannot be queued again without its kind"
+    assert task_run_job(str(run.id)) == "failed"
+    for task in (run, lost):
+        task.refresh_from_db()
+        assert (task.status, task.error) == ("failed", KIND_GONE)
+
+
 def test_a_queued_task_younger_than_the_grace_period_is_left_alone(db, queue):
     TaskFactory(kind=TEST_STEPS, status="queued")
     assert tasks_reconcile() == {}
