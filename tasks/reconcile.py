@@ -107,7 +107,10 @@ def task_reconcile(task: Task, *, cleanup: bool = True) -> str | None:
     """
     task_id = str(task.id)
     job = task_job_fetch(task_id)
-    action = TABLE[(JOB_STATE.get(job.get_status() if job else None, "waiting"), _task_state(task))]
+    # The status as read with the rest of the job (one HGETALL), not read again: a job that a worker
+    # starts in between would look started with no heartbeat yet, silent, and be failed as lost.
+    status = job.get_status(refresh=False) if job else None
+    action = TABLE[(JOB_STATE.get(status, "waiting"), _task_state(task))]
 
     if action in (Do.FAIL_IF_SILENT, Do.CLEANUP_IF_SILENT):
         assert job is not None
