@@ -164,11 +164,11 @@ def test_a_job_that_starts_while_the_safety_net_reads_it_is_not_taken_for_lost(d
 
     task = TaskFactory(kind=TEST_STEPS, params={"steps": 1})
     task_job_enqueue(str(task.id), kind=test_steps)
-    read = tasks.reconcile.task_job_fetch
 
     def read_then_a_worker_starts_it(task_id):
-        snapshot = read(task_id)
+        snapshot = task_job_fetch(task_id)  # the pass's own read (tasks.reconcile imports it)
         started = task_job_fetch(task_id)
+        assert started is not None
         with queue.connection.pipeline() as pipe:
             started.prepare_for_execution("a-worker", pipeline=pipe)  # what RQ's worker writes
             pipe.execute()
