@@ -16,7 +16,7 @@ from tests.processes import CEILING, child_env, wait_for_task, wait_until, worke
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-POSTS = 4_000
+POSTS = 20_000
 
 
 def sessions_idle_in_transaction() -> list[tuple[str, str]]:
