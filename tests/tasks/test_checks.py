@@ -54,6 +54,7 @@ def a_kind(name: str = "check_probe", **fields) -> TaskKind:
     return TaskKind(name=name, run=lambda task, progress: TaskResult(detail="done"), **fields)
 
 
+@pytest.mark.django_db  # Django 6.1's model checks ask the database what it supports (JSONField)
 def test_the_real_settings_give_none_of_ours():
     assert our_messages() == []
     assert [m for m in run_checks() if str(m.id).startswith("live_tasks.")] == []
