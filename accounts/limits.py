@@ -23,7 +23,7 @@ from django.conf import settings
 from django.utils.crypto import salted_hmac
 from redis.exceptions import RedisError
 
-from ratelimits import Limit, RateLimited
+from live_tasks.ratelimits import Limit, RateLimited
 
 if TYPE_CHECKING:
     from django.http import HttpRequest

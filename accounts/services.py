@@ -16,8 +16,8 @@ from django.db import transaction
 from redis.exceptions import RedisError
 from rq import Queue
 
-from tasks.queue import default_queue
-from tasks.services import tasks_forget_user
+from live_tasks.queue import default_queue
+from live_tasks.services import tasks_delete_for_user
 
 from .limits import password_reset_count, signup_count
 
@@ -74,7 +74,7 @@ def account_delete(*, user: User) -> None:
     jobs stopped), then the user row and with it (cascade) its posts and tasks; the result files
     are deleted and open pages told once that has committed."""
     with transaction.atomic():
-        tasks_forget_user(user=user)
+        tasks_delete_for_user(user=user)
         user.delete()
 
 
@@ -85,7 +85,7 @@ def _welcome_job() -> Callable[[int], str]:
 
 
 def email_queue() -> Queue:
-    # On the job queue's Redis client (tasks.queue), so emails open no connection pool of their own;
+    # On the job queue's Redis client (live_tasks.queue), so emails open no connection pool of their own;
     # the queue object itself costs nothing to make.
     return django_rq.get_queue(EMAIL_QUEUE, connection=default_queue().connection)
 

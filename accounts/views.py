@@ -14,8 +14,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
-from ratelimits import RateLimited
-from tasks.http import AuthenticatedHttpRequest
+from live_tasks.http import AuthenticatedHttpRequest
+from live_tasks.ratelimits import RateLimited
 
 from .forms import AccountPasswordChangeForm, EmailChangeForm, PasswordConfirmForm, SignupForm
 from .limits import client_address

@@ -119,7 +119,7 @@ async def burst(ports: list[int], users: list[tuple[int, str]], tabs: int, on_st
 
 
 def await_finished(task_ids: list[str], timeout: float = 300) -> list:
-    from tasks.models import Task
+    from live_tasks.models import Task
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -148,7 +148,7 @@ def noop_floor(jobs: int) -> float:
     """Seconds for the two (idle) workers to run `jobs` no-op jobs."""
     from rq.registry import FinishedJobRegistry
 
-    from tasks.queue import default_queue
+    from live_tasks.queue import default_queue
 
     queue, finished = default_queue(), FinishedJobRegistry("default", connection=default_queue().connection)
     before = finished.count

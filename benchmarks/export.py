@@ -70,7 +70,7 @@ def baseline(mode: str, size: int) -> tuple[float, float]:
 def project(size: int) -> tuple[float, float, float]:
     """The real export, run by a fresh burst worker: seconds, peak RSS MiB, file MiB."""
     from exports.services import export_start
-    from tasks.models import Task
+    from live_tasks.models import Task
 
     Task.objects.filter(user=author(size)).delete()  # what an interrupted run left
     task = export_start(user=author(size))  # autocommit: enqueued on return

@@ -50,7 +50,7 @@ def send(variant: str) -> None:
     from django.core.mail import EmailMessage
 
     from exports.emails import export_email_send
-    from tasks.models import Task
+    from live_tasks.models import Task
 
     user, _ = get_user_model().objects.get_or_create(username="bench-email", defaults={"email": "b@example.com"})
     task = Task.objects.create(user=user, kind="export_posts", status="succeeded")

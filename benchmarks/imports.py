@@ -82,8 +82,8 @@ def other_users_waits(stop: threading.Event, waits: list[float]) -> None:
     """Another user's task changes state every 50 ms meanwhile; each change's duration in ms."""
     from django.db import connection
 
-    from tasks.models import Task
-    from tasks.state import task_set_detail
+    from live_tasks.models import Task
+    from live_tasks.state import task_set_detail
 
     task = Task.objects.create(user=fresh_user("bench-import-other"), kind="export_posts", status="running")
     while not stop.is_set():
@@ -99,7 +99,7 @@ def project(size: int, *, watch: bool) -> tuple[float, float, list[float]]:
     import shutil
 
     from imports.services import import_start
-    from tasks.models import Task
+    from live_tasks.models import Task
 
     upload = OUT / f"upload-{size}.json"
     shutil.copyfile(export_file(size), upload)

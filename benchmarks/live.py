@@ -2,7 +2,7 @@
 
 One daphne process; each socket is its own user (a real session cookie) with one running task,
 held by this script over loopback, 50 connecting at a time. A publisher process sends one progress
-update per second per task through `notifications.publish.publish_task_update` for 15 s (spread
+update per second per task through `live_tasks.push.publish.publish_task_update` for 15 s (spread
 evenly over each second), then finishes every task through `task_mark_succeeded`. Latency =
 receipt − the publisher's monotonic clock just before the publish call. A final state not received
 live is looked for in a fresh socket's snapshot. CPU: seconds used while publishing, by daphne, the
@@ -43,7 +43,7 @@ def running_tasks(count: int) -> list[list]:
     """Setup: `count` users with a session and one running task each: [user id, session key, task id]."""
     from django.utils import timezone
 
-    from tasks.models import Task
+    from live_tasks.models import Task
 
     users = users_with_sessions("bench-live-", count)
     tasks = Task.objects.bulk_create(
@@ -110,10 +110,10 @@ def publish(seconds: int) -> None:
     import django
 
     django.setup()
-    from notifications.publish import publish_task_update
-    from tasks.models import Task
-    from tasks.selectors import task_to_dict
-    from tasks.state import task_mark_succeeded
+    from live_tasks.models import Task
+    from live_tasks.push.publish import publish_task_update
+    from live_tasks.selectors import task_to_dict
+    from live_tasks.state import task_mark_succeeded
 
     clients = json.loads(CLIENTS.read_text())
     tasks = {str(task.id): task_to_dict(task) for task in Task.objects.filter(pk__in=[c[2] for c in clients])}

@@ -31,9 +31,9 @@ def floor(jobs: int) -> None:
     django.setup()
     from django.contrib.auth import get_user_model
 
-    from tasks.jobs import task_run_job
-    from tasks.models import Task
-    from tasks.worker import warm_up
+    from live_tasks.jobs import task_run_job
+    from live_tasks.models import Task
+    from live_tasks.worker import warm_up
 
     warm_up()
     user = get_user_model().objects.get(username=sys.argv[3])
@@ -52,8 +52,8 @@ def main() -> None:
 
     from benchmarks.timed_worker import TIMINGS
     from exports.services import export_start
+    from live_tasks.models import Task
     from posts.models import Post
-    from tasks.models import Task
     from tests.processes import CapturedSMTP, running
 
     jobs = SMOKE_JOBS if args.smoke else JOBS

@@ -23,7 +23,7 @@ from benchmarks.common import REDIS_URL, percentile, save, start, target
 UPDATES, NAIVE_UPDATES, JOB_POSTS = 5000, 300, 1_000_000
 SMOKE_UPDATES, SMOKE_NAIVE_UPDATES, SMOKE_JOB_POSTS = 100, 10, 500  # the export smoke run's author
 CONNECTS = [0]
-GROUPS = ("user.1.tasks", "staff.tasks")  # notifications.groups for user 1
+GROUPS = ("user.1.tasks", "staff.tasks")  # live_tasks.push.groups for user 1
 
 
 def count_connections() -> None:
@@ -47,8 +47,8 @@ def count_connections() -> None:
 def sample_task() -> dict:
     from django.utils import timezone
 
-    from tasks.models import Task
-    from tasks.selectors import task_to_dict
+    from live_tasks.models import Task
+    from live_tasks.selectors import task_to_dict
 
     task = Task(user_id=1, kind="export_posts", status="running", progress=42, seq=7, started_at=timezone.now())
     return task_to_dict(task) | {"detail": "420,000 of 1,000,000 posts"}
@@ -61,7 +61,7 @@ def measure(method: str, updates: int) -> dict:
     from channels.layers import get_channel_layer
     from django.conf import settings
 
-    from notifications.publish import publish_task_update
+    from live_tasks.push.publish import publish_task_update
 
     layer: Any = get_channel_layer()  # channels_redis' pub/sub layer: serialize() is its own
     task = sample_task()
@@ -106,18 +106,18 @@ def job(posts: int) -> dict:
     import redis
     from django.contrib.auth import get_user_model
 
-    import tasks.state
-    from tasks.jobs import task_run_job
-    from tasks.models import Task
+    import live_tasks.state
+    from live_tasks.jobs import task_run_job
+    from live_tasks.models import Task
 
-    # tasks.state's own name for the function it imports: the one this benchmark counts calls through.
-    published, publish = [], tasks.state.publish_task_update  # type: ignore[attr-defined]
+    # live_tasks.state's own name for the function it imports: the one this benchmark counts calls through.
+    published, publish = [], live_tasks.state.publish_task_update  # type: ignore[attr-defined]
 
     def counted(**kwargs):
         published.append(kwargs["task"]["seq"])
         return publish(**kwargs)
 
-    tasks.state.publish_task_update = counted  # type: ignore[attr-defined]  # every transition publishes through this name
+    live_tasks.state.publish_task_update = counted  # type: ignore[attr-defined]  # every transition publishes through this name
     user = get_user_model().objects.get(username=f"bench-export-{posts}")
     Task.objects.filter(user=user).delete()
     task = Task.objects.create(user=user, kind="export_posts")  # as export_start does, minus the queue

@@ -11,7 +11,7 @@ from collections import defaultdict
 from functools import wraps
 
 from benchmarks.common import OUT
-from tasks.worker import TaskWorker  # this module is imported by rqworker, once Django is set up
+from live_tasks.worker import TaskWorker  # this module is imported by rqworker, once Django is set up
 
 TIMINGS = OUT / "overhead-timings.jsonl"
 
@@ -31,7 +31,7 @@ class TimedWorker(TaskWorker):
         import django.db.backends.base.base as db
 
         import exports.services as export
-        import tasks.state as state
+        import live_tasks.state as state
 
         for owner, name, phase in [
             (db.BaseDatabaseWrapper, "connect", "database connection"),

@@ -7,6 +7,3 @@ class ExportsConfig(AppConfig):
     """The export kind of task: a user's posts as one JSON file."""
 
     name = "exports"
-
-    def ready(self) -> None:
-        from . import kind  # noqa: F401 -- registers the kind with the core

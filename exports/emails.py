@@ -21,8 +21,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from tasks.files import work_dir
-from tasks.models import Task
+from live_tasks.conf import live_settings
+from live_tasks.files import work_dir
+from live_tasks.models import Task
 
 CHUNK_SIZE = 1024 * 1024
 # Headers, the text part and the MIME boundaries of this email: a generous bound (it is ~2 KiB).
@@ -99,9 +100,9 @@ def export_email_send(*, task: Task, stored_name: str, post_count: int, file_nam
         "size": size,
         "max_email_bytes": settings.EXPORT_EMAIL_MAX_BYTES,
         "exported_at": now,
-        "kept_until": now + timedelta(days=settings.TASK_RESULT_RETENTION_DAYS),
-        "retention_days": settings.TASK_RESULT_RETENTION_DAYS,
-        "download_url": settings.SITE_URL + reverse("tasks:download", args=[task.id]),
+        "kept_until": now + timedelta(days=live_settings.RESULT_RETENTION_DAYS),
+        "retention_days": live_settings.RESULT_RETENTION_DAYS,
+        "download_url": settings.SITE_URL + reverse("live_tasks:download", args=[task.id]),
         "task_url": settings.SITE_URL + reverse("exports:detail", args=[task.id]),
     }
     with tempfile.TemporaryFile(dir=work_dir()) as compressed:

@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
-from tasks.files import result_store, work_path
-from tasks.kinds import TaskResult
-from tasks.models import Task
-from tasks.progress import ProgressReporter
-from tasks.retries import with_retries
-from tasks.services import task_start
+from live_tasks.files import result_store, work_path
+from live_tasks.kinds import TaskResult
+from live_tasks.models import Task
+from live_tasks.progress import ProgressReporter
+from live_tasks.retries import with_retries
+from live_tasks.services import task_start
 
 from .emails import export_email_send
 from .writer import write_posts_json
@@ -30,7 +30,7 @@ def export_file_name(task: Task) -> str:
 
 
 def export_start(*, user: User) -> Task:
-    """Launch an export of the user's posts (tasks.services.task_start: one unfinished at a time)."""
+    """Launch an export of the user's posts (live_tasks.services.task_start: one unfinished at a time)."""
     return task_start(user=user, kind=EXPORT_POSTS)
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
-from tasks.http import AuthenticatedHttpRequest, login_required_json_or_redirect
-from tasks.selectors import task_page_for_user
-from tasks.views import task_launch_response
+from live_tasks.conf import live_settings
+from live_tasks.http import AuthenticatedHttpRequest, login_required_json_or_redirect
+from live_tasks.selectors import task_page_for_user
+from live_tasks.views import task_launch_response
 
 from .services import EXPORT_POSTS, export_start
 
@@ -19,7 +19,7 @@ from .services import EXPORT_POSTS, export_start
 def export_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     def page() -> HttpResponse:
         tasks = task_page_for_user(user=request.user, kind=EXPORT_POSTS, page=request.GET.get("page"))
-        context = {"page_obj": tasks, "tasks": tasks, "retention_days": settings.TASK_RESULT_RETENTION_DAYS}
+        context = {"page_obj": tasks, "tasks": tasks, "retention_days": live_settings.RESULT_RETENTION_DAYS}
         return render(request, "exports/export_list.html", context)
 
     if request.method == "POST":

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, TypeVar
 
 from django.conf import settings
 
-from posts.services import BatchNotPending, posts_batch_discard, posts_batch_open, posts_batch_reveal, posts_stage
-from tasks.errors import TaskInputInvalid
-from tasks.files import input_path
-from tasks.kinds import TaskResult
-from tasks.models import Task
-from tasks.progress import ProgressReporter, TaskNoLongerRunning
-from tasks.services import task_start
+from live_tasks.errors import TaskInputInvalid
+from live_tasks.files import input_path
+from live_tasks.kinds import TaskResult
+from live_tasks.models import Task
+from live_tasks.progress import ProgressReporter, TaskNoLongerRunning
+from live_tasks.services import task_start
+from posts.services import BatchNotPending, posts_batch_delete, posts_batch_open, posts_batch_reveal, posts_stage
 
 from .reader import ImportFileError, PostReader
 
@@ -77,4 +77,4 @@ def import_run(task: Task, progress: ProgressReporter) -> TaskResult:
 
 def import_cleanup(task: Task) -> None:
     """After a failure or cancel: remove every post the import staged (they were never visible)."""
-    posts_batch_discard(batch_id=task.id)
+    posts_batch_delete(batch_id=task.id)

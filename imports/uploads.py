@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile, StopUpload
 
-from tasks.files import upload_spool_path
+from live_tasks.files import upload_spool_path
 
 from .reader import format_size
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from tasks.urls import kind_urlpatterns
+from live_tasks.urls import kind_urlpatterns
 
 from . import views
 from .services import IMPORT_POSTS

@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from ratelimits import Limit, RateLimited
+from live_tasks.ratelimits import Limit, RateLimited
 
 from .models import PendingBatch, Post, post_fingerprint, post_fingerprints_at
 
@@ -146,7 +146,7 @@ def posts_batch_reveal(*, batch_id: uuid.UUID) -> None:
         raise BatchNotPending(batch_id)
 
 
-def posts_batch_discard(*, batch_id: uuid.UUID) -> None:
+def posts_batch_delete(*, batch_id: uuid.UUID) -> None:
     """Mark a pending batch `discarding`, delete its posts a few thousand per transaction, then the batch.
 
     Does nothing to a batch that was revealed. The mark comes first and commits on its own, so no

@@ -16,7 +16,7 @@ from .models import Post
 from .services import PostingTooFast, post_delete, post_submit, post_update
 
 if TYPE_CHECKING:
-    from tasks.http import AuthenticatedHttpRequest
+    from live_tasks.http import AuthenticatedHttpRequest
 
 POSTS_PER_PAGE = 50
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from typing import Any
 
 from django.core.asgi import get_asgi_application
 
@@ -15,22 +14,14 @@ os.environ.setdefault("DATABASE_POOL", "1")
 # Build the Django app first: it sets up the app registry that the imports below rely on.
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.routing import ProtocolTypeRouter  # noqa: E402
 
-from notifications.origins import SameOriginValidator  # noqa: E402
+from live_tasks.asgi import websocket_application  # noqa: E402
 from project.bodylimit import limit_request_bodies  # noqa: E402
-from tasks.routing import websocket_urlpatterns  # noqa: E402
 
-
-def websocket_stack(routes: list[Any]) -> SameOriginValidator:
-    """WebSocket routes behind session authentication and the Origin check: the Origin must be the
-    site's own (scheme, host and port) or a CSRF-trusted one. The benchmarks reuse it."""
-    return SameOriginValidator(AuthMiddlewareStack(URLRouter(routes)))
-
-
-websocket_application = websocket_stack(websocket_urlpatterns)
-application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_application})
+# The live feed at /ws/notifications/ (LIVE_TASKS["WEBSOCKET_PATH"]), behind session authentication
+# and the exact Origin check.
+application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_application()})
 # daphne takes a request's whole body before the application sees any of it: cap it in daphne.
 limit_request_bodies()
 

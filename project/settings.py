@@ -41,9 +41,10 @@ INSTALLED_APPS = [
     "channels",
     "django_rq",
     "axes",  # failed-login lockout (see AXES_* below)
-    # The push layer, then the generic core of long tasks, then the apps that declare kinds of task.
+    # This site's running-tasks strip (it overrides the library's template, so it comes first), the
+    # library (live progress for long tasks), then the apps that declare kinds of task (kinds.py).
     "notifications",
-    "tasks",
+    "live_tasks",
     "accounts",
     "posts",
     "exports",
@@ -229,10 +230,10 @@ RQ_QUEUES = {
 RQ = {
     # The services enqueue inside transaction.on_commit themselves (accounts/services.py), so the
     # deferral is visible in the code; django-rq must not defer a second time. (The tasks' queue
-    # enqueues at once whatever this says: tasks/queue.py.)
+    # enqueues at once whatever this says: live_tasks/queue.py.)
     "COMMIT_MODE": "auto",
-    # Heartbeats running jobs every few seconds and ends a task whose work horse dies (tasks/worker.py).
-    "WORKER_CLASS": "tasks.worker.TaskWorker",
+    # Heartbeats running jobs every few seconds and ends a task whose work horse dies (live_tasks/worker.py).
+    "WORKER_CLASS": "live_tasks.worker.TaskWorker",
 }
 RQ_SHOW_ADMIN_LINK = True
 
@@ -260,25 +261,35 @@ CHANNEL_LAYERS: dict[str, dict[str, Any]] = {
     },
 }
 
-# --- Tasks: the generic core (tasks/) --------------------------------------------------------
-# Minimum seconds between two progress updates of one task (row write + live push).
-TASK_PROGRESS_INTERVAL = env.float("TASK_PROGRESS_INTERVAL", default=0.25)
-# Transient faults (SMTP refused, storage error) are retried this many times in all, with
-# exponential backoff starting at TASK_RETRY_BACKOFF seconds, before the task fails.
-TASK_RETRY_ATTEMPTS = env.int("TASK_RETRY_ATTEMPTS", default=4)
-TASK_RETRY_BACKOFF = env.float("TASK_RETRY_BACKOFF", default=2.0)
-# Result files (an export's JSON) are deleted after this many days; the task then shows "expired".
-TASK_RESULT_RETENTION_DAYS = env.int("TASK_RESULT_RETENTION_DAYS", default=7)
-# Inputs (uploads) and half-written outputs, named by task id. Inside MEDIA_ROOT so that whichever
-# process cleans up after a killed job (worker, scheduler, web) can reach it; never served.
-TASK_WORK_DIR = Path(env.str("TASK_WORK_DIR", default=str(MEDIA_ROOT / "tasks-in-progress")))
-
-# Finished task rows older than this are deleted, with their files and RQ job records (hourly).
-# Keep it above TASK_RESULT_RETENTION_DAYS: the row is what says a file expired.
-TASK_ROW_RETENTION_DAYS = env.int("TASK_ROW_RETENTION_DAYS", default=30)
-# RQ keeps a failed job's record this long for operators (/django-rq/); RQ's own default is a year.
-# A cancelled (stopped) job's record is deleted at once (tasks/worker.py).
-TASK_FAILED_JOB_TTL_SECONDS = env.int("TASK_FAILED_JOB_TTL_SECONDS", default=7 * 24 * 3600)
+# --- Live tasks: the library (live_tasks/conf.py has every key's default; docs/settings.md) ------
+# This site reads each from the environment under its own name (.env.example).
+_work_dir = env.str("TASK_WORK_DIR", default=str(MEDIA_ROOT / "tasks-in-progress"))
+LIVE_TASKS: dict[str, Any] = {
+    "QUEUE": "default",
+    # This site's pages and clients have always used this path (the library's default: /ws/tasks/).
+    "WEBSOCKET_PATH": "/ws/notifications/",
+    "BASE_TEMPLATE": "base.html",
+    "PROGRESS_INTERVAL": env.float("TASK_PROGRESS_INTERVAL", default=0.25),
+    "RETRY_ATTEMPTS": env.int("TASK_RETRY_ATTEMPTS", default=4),
+    "RETRY_BACKOFF": env.float("TASK_RETRY_BACKOFF", default=2.0),
+    "RESULT_RETENTION_DAYS": env.int("TASK_RESULT_RETENTION_DAYS", default=7),
+    # Keep it above RESULT_RETENTION_DAYS: the row is what says a file expired.
+    "ROW_RETENTION_DAYS": env.int("TASK_ROW_RETENTION_DAYS", default=30),
+    # Inside MEDIA_ROOT so that whichever process cleans up after a killed job can reach it.
+    "WORK_DIR": _work_dir,
+    "FAILED_JOB_TTL_SECONDS": env.int("TASK_FAILED_JOB_TTL_SECONDS", default=7 * 24 * 3600),
+    "LAUNCH_LIMIT": env.int("TASK_LAUNCH_LIMIT", default=20),
+    "LAUNCH_WINDOW_SECONDS": env.int("TASK_LAUNCH_WINDOW_SECONDS", default=60),
+    "RESULT_QUOTA_BYTES": env.int("TASK_RESULT_QUOTA_BYTES", default=512 * 1024 * 1024),
+    "SOCKETS_PER_USER": env.int("LIVE_SOCKETS_PER_USER", default=20),
+    "SESSION_RECHECK_SECONDS": env.float("LIVE_SESSION_RECHECK_SECONDS", default=30.0),
+    "JOB_HEARTBEAT_SECONDS": env.int("WORKER_JOB_HEARTBEAT_SECONDS", default=5),
+    "LOST_AFTER_SECONDS": env.int("TASK_LOST_AFTER_SECONDS", default=20),
+    "QUEUED_GRACE_SECONDS": env.int("TASK_QUEUED_GRACE_SECONDS", default=15),
+    "WORKER_NICENESS": env.int("WORKER_NICENESS", default=10),
+    "RECONCILE_INTERVAL_SECONDS": env.int("TASK_RECONCILE_INTERVAL_SECONDS", default=10),
+    "SAFETY_NET_MAX_AGE_SECONDS": env.int("TASK_SAFETY_NET_MAX_AGE_SECONDS", default=60),
+}
 # The same for a failed account email (welcome, password reset) on the "email" queue.
 EMAIL_FAILED_JOB_TTL_SECONDS = env.int("EMAIL_FAILED_JOB_TTL_SECONDS", default=7 * 24 * 3600)
 
@@ -290,11 +301,7 @@ REQUEST_BODY_MAX_BYTES = env.int("REQUEST_BODY_MAX_BYTES", default=1024 * 1024)
 # A form's files up to that size are parsed in memory: Django would otherwise write them to named
 # temporary files, which a killed process leaves behind.
 FILE_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, REQUEST_BODY_MAX_BYTES)  # Django's default, or more
-# Task launches (any kind) per user in each window; past it: HTTP 429 with Retry-After.
-TASK_LAUNCH_LIMIT = env.int("TASK_LAUNCH_LIMIT", default=20)
-TASK_LAUNCH_WINDOW_SECONDS = env.int("TASK_LAUNCH_WINDOW_SECONDS", default=60)
-# Stored result files (exports) per user, in bytes; a launch that would pass it is refused (409).
-TASK_RESULT_QUOTA_BYTES = env.int("TASK_RESULT_QUOTA_BYTES", default=512 * 1024 * 1024)
+# Task launches, stored results and live sockets per user: LIVE_TASKS above.
 # Posts written on the posts page per user in each window (imports are not counted).
 POST_CREATE_LIMIT = env.int("POST_CREATE_LIMIT", default=120)
 POST_CREATE_WINDOW_SECONDS = env.int("POST_CREATE_WINDOW_SECONDS", default=60)
@@ -307,11 +314,6 @@ PASSWORD_RESET_CLIENT_LIMIT = env.int("PASSWORD_RESET_CLIENT_LIMIT", default=20)
 PASSWORD_RESET_CLIENT_WINDOW_SECONDS = env.int("PASSWORD_RESET_CLIENT_WINDOW_SECONDS", default=3600)
 SIGNUP_CLIENT_LIMIT = env.int("SIGNUP_CLIENT_LIMIT", default=10)
 SIGNUP_CLIENT_WINDOW_SECONDS = env.int("SIGNUP_CLIENT_WINDOW_SECONDS", default=3600)
-# Open live sockets per user, over every daphne; past it the oldest is closed with code 4429.
-LIVE_SOCKETS_PER_USER = env.int("LIVE_SOCKETS_PER_USER", default=20)
-# Each socket re-checks its session (exists, unexpired, password unchanged, user active, staff for
-# the staff feed) about this often, with jitter: the bound for changes made directly in the database.
-LIVE_SESSION_RECHECK_SECONDS = env.float("LIVE_SESSION_RECHECK_SECONDS", default=30.0)
 # Failed logins (django-axes): this many in a row for one username from one IP address lock that
 # pair out for LOGIN_LOCKOUT_MINUTES; a successful login resets the count.
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
@@ -324,21 +326,6 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # the address it sees (docs/deploy.md, section 3). axes reads REMOTE_ADDR itself while django-ipware
 # is not installed; this keeps ipware, should it come in, off the forwarding headers.
 AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
-
-# --- Safety net for lost jobs (tasks/reconcile.py, run by `manage.py task_scheduler`) ------------
-# Workers heartbeat their running job this often (RQ's default is 30 s)...
-WORKER_JOB_HEARTBEAT_SECONDS = env.int("WORKER_JOB_HEARTBEAT_SECONDS", default=5)
-# ...so a running task whose job has not heartbeaten for this long lost its worker.
-TASK_LOST_AFTER_SECONDS = env.int("TASK_LOST_AFTER_SECONDS", default=20)
-# A queued task whose job is missing from Redis this long after creation is re-enqueued.
-TASK_QUEUED_GRACE_SECONDS = env.int("TASK_QUEUED_GRACE_SECONDS", default=15)
-# Workers (and their work horses) run this much "nicer" than the web processes, so that when the
-# machine is busy a page or a push is served before background work goes on (0: same priority).
-WORKER_NICENESS = env.int("WORKER_NICENESS", default=10)
-# How often the scheduler runs the safety net.
-TASK_RECONCILE_INTERVAL_SECONDS = env.int("TASK_RECONCILE_INTERVAL_SECONDS", default=10)
-# /healthz turns unhealthy (503) when the safety net's last completed pass is older than this.
-TASK_SAFETY_NET_MAX_AGE_SECONDS = env.int("TASK_SAFETY_NET_MAX_AGE_SECONDS", default=60)
 
 # --- Exports (exports/) ---------------------------------------------------------------------
 # The largest export email, as sent (the gzip-compressed file base64-encoded, plus the text): many

@@ -14,9 +14,9 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
 
+from live_tasks.health import healthz
+from live_tasks.urls import api_urlpatterns
 from project.csp import allow_inline_scripts_and_styles
-from project.health import healthz
-from tasks.urls import api_urlpatterns
 
 
 def _rq_dashboard_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -39,7 +39,7 @@ urlpatterns = [
     path("posts/", include("posts.urls")),
     path("exports/", include("exports.urls")),
     path("imports/", include("imports.urls")),
-    path("tasks/", include("tasks.urls")),
+    path("tasks/", include("live_tasks.urls")),
     path("api/tasks/", include(api_urlpatterns)),
     # django-rq's dashboard (queues, workers, failed jobs): superusers only, since it can stop,
     # delete and requeue any job, which the task admin grants staff one permission at a time. Its

@@ -5,7 +5,7 @@ import redis
 from django.conf import settings
 from django.test import Client
 
-from tasks.queue import default_queue
+from live_tasks.queue import default_queue
 
 from .factories import UserFactory, signed_in_client
 from .processes import CapturedSMTP

@@ -6,8 +6,8 @@ from django.contrib.auth.models import Permission
 from django.http import HttpRequest
 from django.test import Client
 
+from live_tasks.models import Task
 from posts.models import Post
-from tasks.models import Task
 
 PASSWORD = "correct horse battery staple"
 
@@ -28,7 +28,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 
 
 class StaffFactory(UserFactory):
-    """A staff account with the task permissions named (codenames of tasks.Task: "view_task",
+    """A staff account with the task permissions named (codenames of live_tasks.Task: "view_task",
     "cancel_task", "retry_task"); by default it may watch every task and nothing more."""
 
     is_staff = True
@@ -38,7 +38,7 @@ class StaffFactory(UserFactory):
         if create:
             codenames = ["view_task"] if extracted is None else extracted
             obj.user_permissions.add(
-                *Permission.objects.filter(content_type__app_label="tasks", codename__in=codenames)
+                *Permission.objects.filter(content_type__app_label="live_tasks", codename__in=codenames)
             )
 
 

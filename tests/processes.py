@@ -341,7 +341,7 @@ def wait_for_log(path: Path, text: str, timeout: float = CEILING) -> None:
 
 def wait_for_task(task_id, predicate, timeout: float):
     """Poll the task's row until `predicate(task)` holds; fail after `timeout` seconds (a ceiling, not a bound)."""
-    from tasks.models import Task
+    from live_tasks.models import Task
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

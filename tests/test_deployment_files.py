@@ -238,7 +238,7 @@ def test_each_queue_has_its_own_worker(services):
     from django.conf import settings
 
     assert set(settings.RQ_QUEUES) == {"default", "email"}
-    assert settings.RQ["WORKER_CLASS"] == "tasks.worker.TaskWorker"
+    assert settings.RQ["WORKER_CLASS"] == "live_tasks.worker.TaskWorker"
     assert shlex.split(services["worker"]["command"])[3:] == ["default"]
     assert shlex.split(services["email-worker"]["command"])[3:] == ["email", "--worker-class", "rq.Worker"]
 
@@ -342,8 +342,8 @@ def test_dockerfile_collects_static_files_with_a_dummy_key(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     manifest = json.loads((tmp_path / "staticfiles.json").read_text())["paths"]
-    assert {"tasks/live.js", "css/app.css"} <= set(manifest)
-    assert (tmp_path / manifest["tasks/live.js"]).is_file()
+    assert {"live_tasks/live.js", "css/app.css"} <= set(manifest)
+    assert (tmp_path / manifest["live_tasks/live.js"]).is_file()
 
 
 def test_dockerignore_keeps_local_state_and_secrets_out_of_the_image():

@@ -10,14 +10,14 @@ import urllib.request
 import pytest
 from django.test import Client
 
-from tasks.scheduler import record_safety_net_pass
+from live_tasks.scheduler import record_safety_net_pass
 from tests.processes import RedisServer, child_env, daphne, email_worker, wait_until, worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_healthz_reports_every_dependency_and_the_queue(queue, email_queue):
-    queue.enqueue("tasks.services.tasks_expire")
+    queue.enqueue("live_tasks.services.tasks_expire")
     for _ in range(2):
         email_queue.enqueue("accounts.jobs.send_welcome_email_job", 0)
     record_safety_net_pass()  # as the scheduler does after each pass
@@ -68,7 +68,7 @@ def test_healthz_turns_503_without_a_recent_safety_net_pass(queue, settings):
     assert body["safety_net"] == {"ok": False, "last_pass_age_seconds": None, "max_age_seconds": 60}
 
     record_safety_net_pass()
-    settings.TASK_SAFETY_NET_MAX_AGE_SECONDS = 0
+    settings.LIVE_TASKS = {**settings.LIVE_TASKS, "SAFETY_NET_MAX_AGE_SECONDS": 0}
     time.sleep(0.2)
     response = Client().get("/healthz")
     assert response.status_code == 503 and response.json()["safety_net"]["ok"] is False

@@ -134,9 +134,9 @@ def test_make_run_prints_the_port_it_serves_and_emails_link_to_it():
 @pytest.mark.django_db(transaction=True)
 def test_supervisorctl_restart_worker_mid_import_leaves_no_horse_and_no_post_visible(tmp_path: Path):
     from imports.services import import_start
+    from live_tasks.errors import worker_lost_error
+    from live_tasks.models import Task
     from posts.models import PendingBatch, Post
-    from tasks.errors import worker_lost_error
-    from tasks.models import Task
     from tests.factories import PostFactory, UserFactory
     from tests.imports.test_orphan_horse import HORSE_GONE_BOUND_SECONDS, KILL_AFTER_STAGED, big_import_file, gone
     from tests.processes import CEILING, wait_until

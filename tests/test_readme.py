@@ -8,8 +8,8 @@ import re
 from django.test import RequestFactory
 from rq import SimpleWorker
 
-from tasks.kinds import get_kind
-from tasks.models import Task
+from live_tasks.kinds import get_kind
+from live_tasks.models import Task
 from tests.factories import PostFactory, UserFactory, signed_in_client
 from tests.processes import ROOT
 

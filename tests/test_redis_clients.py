@@ -16,10 +16,9 @@ import threading
 import django_rq
 import pytest
 
-import ratelimits
-import redisclients
-from ratelimits import Limit
-from tasks.queue import default_queue, task_job_fetch
+from live_tasks import ratelimits, redisclients
+from live_tasks.queue import default_queue, task_job_fetch
+from live_tasks.ratelimits import Limit
 
 THREADS = 32
 ROUNDS = 40

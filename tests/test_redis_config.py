@@ -12,7 +12,7 @@ import pytest
 import redis
 from websockets.asyncio.client import connect
 
-from tasks.models import Task
+from live_tasks.models import Task
 from tests.factories import PostFactory, UserFactory, session_cookie_for
 from tests.processes import ROOT, HttpSession, RedisServer, child_env, daphne, free_port, run_burst_worker
 

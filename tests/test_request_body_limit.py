@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tasks.models import Task
+from live_tasks.models import Task
 from tests.factories import UserFactory
 from tests.live import session_cookie_for
 from tests.processes import CEILING, HttpSession, child_env, daphne, scheduler, wait_until

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
+from live_tasks.models import Task
+from live_tasks.services import task_start
 from posts.services import posts_seed
-from tasks.models import Task
-from tasks.services import task_start
 from tests.factories import UserFactory, session_cookie_for
 from tests.processes import HttpSession, child_env, daphne, running, wait_for_task, worker
 from tests.taskkinds.kinds import TEST_STEPS

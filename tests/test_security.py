@@ -9,7 +9,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.test import Client
 
-from tasks.models import Task
+from live_tasks.models import Task
 from tests.factories import TaskFactory
 
 TASK_PAGES = [
@@ -21,7 +21,7 @@ TASK_PAGES = [
 ]
 TASK_ACTIONS = ["/exports/{id}/cancel/", "/exports/{id}/delete/", "/tasks/{id}/cancel/", "/tasks/{id}/delete/"]
 PAGES = ["/posts/", "/exports/", "/tasks/", "/accounts/", "/accounts/password/", *TASK_PAGES]
-STAFF_PAGES = ["/admin/tasks/task/", "/django-rq/"]
+STAFF_PAGES = ["/admin/live_tasks/task/", "/django-rq/"]
 SECRET = b'{"posts": ["the owner\'s own words"]}'
 
 

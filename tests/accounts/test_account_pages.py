@@ -14,8 +14,8 @@ from django.utils import timezone
 from rq import SimpleWorker
 
 from exports.services import export_start
+from live_tasks.models import Task
 from posts.models import Post
-from tasks.models import Task
 from tests.factories import PASSWORD, PostFactory, TaskFactory, UserFactory, login
 
 NEW = "quince-lantern-meadow-81"

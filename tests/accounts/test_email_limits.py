@@ -16,7 +16,7 @@ from accounts.jobs import send_welcome_email_job
 from accounts.limits import client_address, email_key
 from accounts.services import email_enqueue
 from exports.services import export_start
-from tasks.models import Task
+from live_tasks.models import Task
 from tests.factories import UserFactory
 from tests.processes import (
     CapturedSMTP,

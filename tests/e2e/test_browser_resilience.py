@@ -17,9 +17,9 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from exports.services import export_start
-from tasks.models import Task
-from tasks.progress import ProgressReporter
-from tasks.state import task_mark_running
+from live_tasks.models import Task
+from live_tasks.progress import ProgressReporter
+from live_tasks.state import task_mark_running
 from tests.e2e.browser import (
     BAR,
     DOWNLOAD_LINK,
@@ -240,7 +240,7 @@ def test_staff_admin_task_list_updates_another_users_task_live(site_env, queued_
     row = f'div.task[data-task-id="{task.id}"]'
 
     with daphne(site_env) as (port, _):
-        page, errors = open_page(browser, staff, f"http://127.0.0.1:{port}/admin/tasks/task/")
+        page, errors = open_page(browser, staff, f"http://127.0.0.1:{port}/admin/live_tasks/task/")
         bar = page.locator(f"{row} progress[data-field=bar]")
         status = page.locator(f"{row} [data-field=status]")
         expect(bar).to_have_attribute("value", "0")

@@ -13,8 +13,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tasks.models import Task
-from tasks.state import task_mark_running
+from live_tasks.models import Task
+from live_tasks.state import task_mark_running
 from tests.e2e.browser import launch_chromium, off_loop, sign_in, site_env_for
 from tests.e2e.test_browser_resilience import WATCH_SOCKETS
 from tests.factories import PASSWORD, TaskFactory, UserFactory
@@ -75,7 +75,7 @@ def test_the_site_the_admin_and_the_rq_dashboard_work_under_the_policy(site_env,
             "/posts/",
             "/tasks/",
             "/admin/",
-            "/admin/tasks/task/",
+            "/admin/live_tasks/task/",
             f"/admin/auth/user/{staff.pk}/change/",
             "/admin/auth/user/",
             "/django-rq/",
@@ -92,7 +92,7 @@ def test_the_site_the_admin_and_the_rq_dashboard_work_under_the_policy(site_env,
             # without a policy): its own bug, not a blocked script.
             errors = [e for e in page.errors if not (path.startswith("/django-rq/") and ".actions is not a" in e)]
             assert errors == [], (path, page.errors)
-            if path == "/admin/tasks/task/" or not path.startswith(("/admin/", "/django-rq/")):
+            if path == "/admin/live_tasks/task/" or not path.startswith(("/admin/", "/django-rq/")):
                 # live.js ran under the policy: its socket opened (the site's pages, the task admin).
                 page.wait_for_function("() => window.__ws.opened >= 1")
         # The admin's own scripts run under the policy: the changelist's select-all checkbox.

@@ -13,10 +13,10 @@ import pytest
 from playwright.sync_api import expect
 
 from exports.services import export_start
+from live_tasks.models import Task
+from live_tasks.progress import ProgressReporter
+from live_tasks.state import task_mark_running, task_mark_succeeded
 from posts.models import Post, post_fingerprint
-from tasks.models import Task
-from tasks.progress import ProgressReporter
-from tasks.state import task_mark_running, task_mark_succeeded
 from tests.e2e.browser import OUT, launch_chromium, off_loop, sign_in, site_env_for
 from tests.factories import PostFactory, StaffFactory, TaskFactory, UserFactory
 from tests.processes import daphne
@@ -124,7 +124,7 @@ def test_every_page_at_both_widths_with_local_times_and_no_strip_when_idle(site_
             user=user,
             status=Task.Status.FAILED,
             progress=40,
-            detail="Starting…",  # left by a failure before tasks/state.py cleared it: never shown
+            detail="Starting…",  # left by a failure before live_tasks/state.py cleared it: never shown
             error="The export timed out.",
             created_at=CREATED,
             finished_at=CREATED,
@@ -139,7 +139,7 @@ def test_every_page_at_both_widths_with_local_times_and_no_strip_when_idle(site_
                 "posts": (user, "/posts/"),
                 "exports": (user, "/exports/"),
                 "export": (user, f"/exports/{done.id}/"),
-                "admin": (staff, "/admin/tasks/task/"),
+                "admin": (staff, "/admin/live_tasks/task/"),
             }
             for page_name, (who, path) in pages.items():
                 page = open_page(browser, who, base + path, width=width)
@@ -187,7 +187,7 @@ def test_lists_the_admin_and_the_chip_follow_a_new_task_live_then_its_deletion(s
     with daphne(site_env) as (port, _):
         base = f"http://127.0.0.1:{port}"
         exports = open_page(browser, user, f"{base}/exports/")
-        admin = open_page(browser, staff, f"{base}/admin/tasks/task/", width=375)
+        admin = open_page(browser, staff, f"{base}/admin/live_tasks/task/", width=375)
         for page in (exports, admin):
             live(page)
         expect(exports.get_by_text("No exports yet.")).to_be_visible()

@@ -9,10 +9,10 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
-from tasks.models import Task
+from live_tasks.models import Task
 from tests.factories import StaffFactory, TaskFactory, UserFactory
 
-CHANGELIST = "/admin/tasks/task/"
+CHANGELIST = "/admin/live_tasks/task/"
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ def test_staff_and_superusers_see_every_users_tasks_with_progress_bars(request, 
     assert "The export timed out." in page
     assert "1 min 0 s" in page, "the duration of bob's task"
     # The staff feed keeps the list live: the task, and the finished and duration columns too.
-    assert re.search(r'<script src="/static/tasks/live\.js"[^>]*data-scope="all"', page)
+    assert re.search(r'<script src="/static/live_tasks/live\.js"[^>]*data-scope="all"', page)
     bob = tasks["bob_succeeded"]
     finished = f'<time data-field="finished" datetime="{bob.finished_at.isoformat()}">'
     assert re.search(rf'<span class="task-cell" data-task-id="{bob.id}"[^>]*>{re.escape(finished)}', page)
@@ -101,7 +101,7 @@ def test_staff_without_the_view_permission_see_no_task_of_anyone_else(db, client
     client = client_for(StaffFactory(permissions=[]))
     assert client.get(CHANGELIST).status_code == 403
     assert f'href="{CHANGELIST}"' not in client.get("/admin/").content.decode()
-    assert 'href="/admin/tasks/task/"' not in client.get("/tasks/").content.decode(), "no Admin link"
+    assert 'href="/admin/live_tasks/task/"' not in client.get("/tasks/").content.decode(), "no Admin link"
     assert client.get("/api/tasks/?scope=all").json()["tasks"] == [], "their own tasks only: none"
 
 
@@ -181,7 +181,7 @@ def test_change_page_is_read_only(request, client_for, tasks, who):
     assert "The export timed out." in page
     created = task.created_at.isoformat()
     assert f'<time datetime="{created}">{task.created_at:%Y-%m-%d %H:%M:%S} UTC</time>' in page, "one time format"
-    assert "tasks/live.js" in page, "which shows it in the reader's zone, as on the list"
+    assert "live_tasks/live.js" in page, "which shows it in the reader's zone, as on the list"
     assert 'name="_save"' not in page and 'name="_continue"' not in page
     assert "<textarea" not in page and 'name="status"' not in page and 'name="progress"' not in page
 
@@ -203,7 +203,7 @@ def test_adding_a_task_is_forbidden(request, client_for, tasks, who):
     user = tasks["alice_failed"].user
     assert client.post(f"{CHANGELIST}add/", {"user": user.pk, "kind": "export_posts"}).status_code == 403
     assert Task.objects.count() == 3
-    assert 'href="/admin/tasks/task/add/"' not in client.get(CHANGELIST).content.decode()
+    assert 'href="/admin/live_tasks/task/add/"' not in client.get(CHANGELIST).content.decode()
 
 
 def test_staff_with_an_explicit_change_permission_still_cannot_edit(client_for, staff, tasks):

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from tasks.models import Task
+from live_tasks.models import Task
 from tests.contract import TASK_KEYS
 from tests.factories import StaffFactory, TaskFactory
 

@@ -14,12 +14,13 @@ from rq import SimpleWorker
 from rq.job import JobStatus
 
 from exports.services import EMAIL_FAILED, export_start
-from tasks import files
-from tasks.errors import worker_lost_error
-from tasks.models import Task
-from tasks.queue import task_job_fetch as export_job_fetch
-from tasks.reconcile import tasks_reconcile
-from tasks.services import tasks_expire
+from live_tasks import files
+from live_tasks.conf import live_settings
+from live_tasks.errors import worker_lost_error
+from live_tasks.models import Task
+from live_tasks.queue import task_job_fetch as export_job_fetch
+from live_tasks.reconcile import tasks_reconcile
+from live_tasks.services import tasks_expire
 from tests.factories import PostFactory, StaffFactory, TaskFactory, UserFactory
 from tests.live import LiveFeed
 from tests.processes import CapturedSMTP, StalledServer
@@ -95,7 +96,7 @@ def test_a_cancel_reaches_the_open_page_live(queue, client_for):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_busy_mail_server_is_retried_and_the_user_sees_it(queue, settings):
-    settings.TASK_RETRY_BACKOFF = 0.05
+    settings.LIVE_TASKS = {**settings.LIVE_TASKS, "RETRY_BACKOFF": 0.05}
     user = UserFactory()
     PostFactory.create_batch(3, author=user)
     with CapturedSMTP(refuse_first=2) as smtp, LiveFeed(user) as feed:
@@ -113,8 +114,8 @@ def test_a_busy_mail_server_is_retried_and_the_user_sees_it(queue, settings):
 def test_a_mail_server_that_stays_down_fails_the_task_after_bounded_retries(
     user, queue, settings, django_capture_on_commit_callbacks
 ):
-    settings.TASK_RETRY_BACKOFF = 0.01
-    settings.TASK_RETRY_ATTEMPTS = 3
+    settings.LIVE_TASKS = {**settings.LIVE_TASKS, "RETRY_BACKOFF": 0.01}
+    settings.LIVE_TASKS = {**settings.LIVE_TASKS, "RETRY_ATTEMPTS": 3}
     with CapturedSMTP(refuse_first=100) as smtp:
         use_smtp(settings, smtp.port)
         with django_capture_on_commit_callbacks(execute=True):
@@ -159,7 +160,7 @@ def test_expired_exports_lose_their_file_and_say_so(
     fresh = TaskFactory(user=user, status=Task.Status.SUCCEEDED, file="exports/keep.json", finished_at=timezone.now())
 
     Task.objects.filter(pk=task.pk).update(
-        finished_at=timezone.now() - timedelta(days=settings.TASK_RESULT_RETENTION_DAYS + 1)
+        finished_at=timezone.now() - timedelta(days=live_settings.RESULT_RETENTION_DAYS + 1)
     )
     assert tasks_expire() == 1
 
@@ -187,7 +188,7 @@ def test_expired_exports_lose_their_file_and_say_so(
 
 
 def test_reconcile_requeues_a_queued_task_whose_job_vanished(user, queue, settings, django_capture_on_commit_callbacks):
-    settings.TASK_QUEUED_GRACE_SECONDS = 0
+    settings.LIVE_TASKS = {**settings.LIVE_TASKS, "QUEUED_GRACE_SECONDS": 0}
     PostFactory(author=user)
     with django_capture_on_commit_callbacks(execute=True):
         task = export_start(user=user)
@@ -260,7 +261,7 @@ def test_staff_cancel_and_retry_from_the_admin(user, queue, client_for, django_c
     admin_client = client_for(staff)
     with django_capture_on_commit_callbacks(execute=True):
         task = export_start(user=user)
-    url = reverse("admin:tasks_task_changelist")
+    url = reverse("admin:live_tasks_task_changelist")
 
     response = admin_client.post(url, {"action": "cancel_tasks", "_selected_action": [task.id]}, follow=True)
     assert b"Cancelled 1 task(s)." in response.content

@@ -10,7 +10,7 @@ from django.template.defaultfilters import filesizeformat
 from rq import SimpleWorker
 
 from exports.services import export_start
-from tasks.models import Task
+from live_tasks.models import Task
 from tests.factories import PostFactory, TaskFactory
 
 BODIES = ["Grüße 🌍", '<b>bold</b> & "quoted"', "line\r\nbreak\ttab", "שלום"]

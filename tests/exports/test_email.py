@@ -86,7 +86,7 @@ def test_the_file_is_compressed_from_storage_in_chunks_never_read_whole(user, se
 
 
 def test_the_email_gives_times_in_utc_and_says_how_long_the_file_is_kept(user, settings):
-    settings.TASK_RESULT_RETENTION_DAYS = 7
+    settings.LIVE_TASKS = {**settings.LIVE_TASKS, "RESULT_RETENTION_DAYS": 7}
     export_email_send(task=TaskFactory(user=user), stored_name=stored(b"{}"), post_count=1, file_name="p.json")
     body = str(mail.outbox[0].body)
     utc = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"

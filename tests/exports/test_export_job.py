@@ -11,9 +11,9 @@ from django.core import mail
 from rq import SimpleWorker
 
 from exports.services import export_start
-from tasks.models import Task
-from tasks.progress import ProgressReporter
-from tasks.state import task_mark_running
+from live_tasks.models import Task
+from live_tasks.progress import ProgressReporter
+from live_tasks.state import task_mark_running
 from tests.factories import PostFactory, TaskFactory
 
 HOSTILE_BODIES = [
@@ -89,7 +89,7 @@ def test_progress_is_recorded_in_chunks_and_only_moves_forward(
     user, queue, settings, django_capture_on_commit_callbacks
 ):
     settings.EXPORT_CHUNK_SIZE = 100
-    settings.TASK_PROGRESS_INTERVAL = 0  # no time throttle: every chunk may report
+    settings.LIVE_TASKS = {**settings.LIVE_TASKS, "PROGRESS_INTERVAL": 0}  # no time throttle: every chunk may report
     PostFactory.create_batch(1000, author=user)
     seen: list[tuple[int, str]] = []
     real_call = ProgressReporter.__call__
@@ -118,7 +118,7 @@ def test_progress_writes_are_throttled_by_time(user, monkeypatch):
     task = TaskFactory(user=user)
     task_mark_running(task.id)
     clock = [1000.0]
-    monkeypatch.setattr("tasks.progress.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("live_tasks.progress.time.monotonic", lambda: clock[0])
     report = ProgressReporter(task.id, interval=60)
     for done in range(1, 2501):  # within the first interval: nothing is written
         report(done, 5000, detail=f"{done:,} of 5,000 posts")
@@ -142,7 +142,10 @@ def test_a_failing_export_is_marked_failed_with_a_short_error(
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
     settings.MEDIA_ROOT = str(blocker)
-    settings.TASK_RETRY_BACKOFF = 0.01  # the retries really happen, without seconds of waiting
+    settings.LIVE_TASKS = {
+        **settings.LIVE_TASKS,
+        "RETRY_BACKOFF": 0.01,
+    }  # the retries really happen, without seconds of waiting
     PostFactory.create_batch(3, author=user)
 
     task = launch_and_run(user, queue, django_capture_on_commit_callbacks)

@@ -11,12 +11,12 @@ import psutil
 import pytest
 
 from exports.services import export_start
+from live_tasks import files
+from live_tasks.errors import worker_lost_error
+from live_tasks.models import Task
+from live_tasks.queue import default_queue, task_job_fetch
+from live_tasks.state import task_mark_cancelled
 from posts.services import posts_seed
-from tasks import files
-from tasks.errors import worker_lost_error
-from tasks.models import Task
-from tasks.queue import default_queue, task_job_fetch
-from tasks.state import task_mark_cancelled
 from tests.factories import PostFactory, UserFactory, session_cookie_for
 from tests.live import LiveFeed
 from tests.processes import (

@@ -11,9 +11,9 @@ from redis import Redis
 from rq import Queue
 
 from exports.services import export_start
-from tasks import queue as exports_queue
-from tasks.models import Task
-from tasks.services import TaskAlreadyRunning as ExportAlreadyRunning
+from live_tasks import queue as exports_queue
+from live_tasks.models import Task
+from live_tasks.services import TaskAlreadyRunning as ExportAlreadyRunning
 from tests.contract import TASK_KEYS
 from tests.factories import TaskFactory, UserFactory
 from tests.processes import free_port
@@ -38,7 +38,7 @@ def test_json_launch_returns_202_and_enqueues_after_commit(
     assert len(callbacks) == 1
     assert queue.job_ids == [body["id"]], "the job id is the task id"
     job = queue.fetch_job(body["id"])
-    assert job.func_name == "tasks.jobs.task_run_job" and job.args == (body["id"],)
+    assert job.func_name == "live_tasks.jobs.task_run_job" and job.args == (body["id"],)
     assert job.failure_ttl == 7 * 24 * 3600, "RQ's default would keep a failed record a year"
     assert Task.objects.get(pk=body["id"]).user == user
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from django.middleware.csrf import _get_new_csrf_string
 
-from tasks.models import Task
+from live_tasks.models import Task
 from tests.factories import UserFactory, session_cookie_for
 from tests.processes import HttpSession, SlowProxy, child_env, daphne
 

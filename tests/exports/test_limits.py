@@ -13,7 +13,7 @@ import pytest
 from django.core.files.storage import default_storage
 from django.test import Client
 
-from tasks.models import Task
+from live_tasks.models import Task
 from tests.factories import PostFactory, UserFactory, session_cookie_for
 from tests.processes import HttpSession, child_env, daphne, run_burst_worker
 
@@ -61,9 +61,9 @@ def test_the_default_limit_lets_a_person_launch_and_cancel_ten_times_in_a_minute
 
 @pytest.mark.django_db
 def test_staff_retrying_a_users_task_is_not_counted_against_them(user, queue, settings):
-    from tasks.services import task_start
+    from live_tasks.services import task_start
 
-    settings.TASK_LAUNCH_LIMIT = 0
+    settings.LIVE_TASKS = {**settings.LIVE_TASKS, "LAUNCH_LIMIT": 0}
     task = task_start(user=user, kind="export_posts", limited=False)
     assert task.status == "queued"
 
@@ -84,7 +84,7 @@ def test_a_launch_that_would_pass_the_storage_quota_is_refused_with_409(settings
     assert done.file_size == default_storage.size(done.file.name) > 0, "the row knows its file's size"
 
     # Stored: one file. The next export will be about as large: 2 files must fit.
-    settings.TASK_RESULT_QUOTA_BYTES = int(done.file_size * 1.5)
+    settings.LIVE_TASKS = {**settings.LIVE_TASKS, "RESULT_QUOTA_BYTES": int(done.file_size * 1.5)}
     response = client.post("/exports/", **JSON)
     assert response.status_code == 409
     error = response.json()["error"]
@@ -93,5 +93,5 @@ def test_a_launch_that_would_pass_the_storage_quota_is_refused_with_409(settings
     assert page.status_code == 409 and "Your stored files take" in page.content.decode()
     assert Task.objects.filter(user=user).count() == 1
 
-    settings.TASK_RESULT_QUOTA_BYTES = done.file_size * 2
+    settings.LIVE_TASKS = {**settings.LIVE_TASKS, "RESULT_QUOTA_BYTES": done.file_size * 2}
     assert client.post("/exports/", **JSON).status_code == 202, "within the quota again"

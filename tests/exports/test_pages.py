@@ -10,10 +10,10 @@ from django.contrib.staticfiles import finders
 from django.test import Client
 from django.utils import timezone
 
-from tasks.models import Task
+from live_tasks.models import Task
 from tests.factories import TaskFactory
 
-LIVE_SCRIPT = re.compile(r'<script src="/static/tasks/live\.js"[^>]*data-api-url="/api/tasks/"')
+LIVE_SCRIPT = re.compile(r'<script src="/static/live_tasks/live\.js"[^>]*data-api-url="/tasks/api/"')
 RUNNING_TASKS = re.compile(r'<section id="running-tasks"[^>]*aria-label="Running tasks"[^>]*hidden')
 TASK_TEMPLATE = re.compile(r'<template id="task-template">\s*<div class="task" data-task-id="" data-kind=""')
 
@@ -139,7 +139,7 @@ def test_anonymous_layout_has_neither(db):
 
 
 def test_the_live_script_the_layout_points_at_exists():
-    assert finders.find("tasks/live.js")
+    assert finders.find("live_tasks/live.js")
 
 
 # --- Pages of tasks ----------------------------------------------------------------------------

@@ -11,10 +11,10 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 from rq.job import Job, JobStatus
 
-from tasks.models import Task
-from tasks.queue import TASK_JOB, default_queue, task_job_fetch
-from tasks.scheduler import schedule
-from tasks.services import tasks_prune
+from live_tasks.models import Task
+from live_tasks.queue import TASK_JOB, default_queue, task_job_fetch
+from live_tasks.scheduler import schedule
+from live_tasks.services import tasks_delete_old
 from tests.factories import TaskFactory
 from tests.processes import child_env, scheduler
 
@@ -37,7 +37,7 @@ def finished_task(user, *, days_ago: float, status=Task.Status.SUCCEEDED, with_j
 
 
 def test_prune_deletes_old_finished_tasks_their_files_and_rq_records(user, queue, settings):
-    settings.TASK_ROW_RETENTION_DAYS = 30
+    settings.LIVE_TASKS = {**settings.LIVE_TASKS, "ROW_RETENTION_DAYS": 30}
     old = [finished_task(user, days_ago=31), finished_task(user, days_ago=40, status=Task.Status.FAILED)]
     recent = finished_task(user, days_ago=29)
     unfinished = TaskFactory(user=user, status=Task.Status.RUNNING, created_at=timezone.now() - timedelta(days=60))
@@ -45,7 +45,7 @@ def test_prune_deletes_old_finished_tasks_their_files_and_rq_records(user, queue
     Task.objects.filter(pk=owing_cleanup.pk).update(needs_cleanup=True)
     old_file = old[0].file.name
 
-    assert tasks_prune() == 2
+    assert tasks_delete_old() == 2
 
     assert set(Task.objects.values_list("id", flat=True)) == {recent.id, unfinished.id, owing_cleanup.id}
     assert not default_storage.exists(old_file)

@@ -23,9 +23,9 @@ import pytest
 import redis
 
 from exports.services import export_start
-from tasks.errors import worker_lost_error
-from tasks.models import Task
-from tasks.scheduler import SAFETY_NET_PASS_KEY
+from live_tasks.errors import worker_lost_error
+from live_tasks.models import Task
+from live_tasks.scheduler import SAFETY_NET_PASS_KEY
 from tests.exports.test_faults import WORKER_LOST_BOUND_SECONDS
 from tests.factories import PostFactory, UserFactory
 from tests.processes import (
@@ -119,7 +119,7 @@ def test_the_safety_net_keeps_its_bound_with_a_backlog_and_a_busy_worker():
 PUBLISHER = """
 import sys, django
 django.setup()
-from notifications.publish import publish_task_update
+from live_tasks.push.publish import publish_task_update
 for line in sys.stdin:
     ok = publish_task_update(user_id=7, task={"id": line.strip()}, wait=True)
     print("published" if ok else "lost", flush=True)

@@ -8,9 +8,9 @@ import pytest
 from django.db import connection
 
 from exports.services import export_start
+from live_tasks.models import Task
+from live_tasks.services import task_cancel
 from posts.services import posts_seed
-from tasks.models import Task
-from tasks.services import task_cancel
 from tests.factories import UserFactory
 from tests.processes import CEILING, child_env, wait_for_task, wait_until, worker
 

@@ -12,8 +12,8 @@ import threading
 import pytest
 from websockets.asyncio.client import connect
 
+from live_tasks.models import Task
 from posts.models import Post
-from tasks.models import Task
 from tests.factories import PostFactory, UserFactory
 from tests.live import session_cookie_for
 from tests.processes import HttpSession, child_env, daphne, wait_for_task, worker

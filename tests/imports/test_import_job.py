@@ -13,10 +13,10 @@ from rq import SimpleWorker
 
 import posts.services
 from imports.services import import_start
+from live_tasks.files import input_path, work_dir
+from live_tasks.models import Task
+from live_tasks.state import task_mark_cancelled
 from posts.models import PendingBatch, Post
-from tasks.files import input_path, work_dir
-from tasks.models import Task
-from tasks.state import task_mark_cancelled
 from tests.factories import PostFactory, UserFactory
 
 T0 = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
@@ -127,7 +127,7 @@ def test_staged_posts_stay_invisible_until_the_end_and_a_cancel_removes_them(
     db, queue, tmp_path, settings, monkeypatch, django_capture_on_commit_callbacks
 ):
     settings.IMPORT_BATCH_SIZE = 10
-    settings.TASK_PROGRESS_INTERVAL = 0
+    settings.LIVE_TASKS = {**settings.LIVE_TASKS, "PROGRESS_INTERVAL": 0}
     user = UserFactory()
     seen = []
     real_stage = posts.services.posts_stage
@@ -153,12 +153,12 @@ def test_an_upload_is_never_left_behind_when_the_queue_refuses(
 ):
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    from tasks.services import QueueUnavailable
+    from live_tasks.services import QueueUnavailable
 
     def refuse(*args, **kwargs):
         raise RedisConnectionError("down")
 
-    monkeypatch.setattr("tasks.services.task_job_enqueue", refuse)
+    monkeypatch.setattr("live_tasks.services.task_job_enqueue", refuse)
     path = export_file(tmp_path, numbered(2))
     before = set(work_dir().iterdir())
     with pytest.raises(QueueUnavailable), django_capture_on_commit_callbacks(execute=True):
@@ -193,7 +193,7 @@ def test_a_relaunch_ends_a_lost_import_at_once_and_leaves_its_cleanup_to_the_saf
 ):
     """The old import's staged posts (a million, perhaps) are deleted by the scheduler's pass, not
     inside the request that found its worker gone."""
-    from tasks.reconcile import tasks_reconcile
+    from live_tasks.reconcile import tasks_reconcile
 
     user = UserFactory()
     with django_capture_on_commit_callbacks(execute=True):
@@ -226,12 +226,12 @@ def test_a_job_that_outlives_its_task_stages_nothing_visible_after_the_safety_ne
 ):
     # An orphaned work horse: the safety net has failed its task and discarded its batch, and the
     # horse has not yet read the row again (its progress writes are throttled, here never due).
-    from tasks.cleanup import task_cleanup
-    from tasks.errors import worker_lost_error
-    from tasks.state import task_mark_failed
+    from live_tasks.cleanup import task_cleanup
+    from live_tasks.errors import worker_lost_error
+    from live_tasks.state import task_mark_failed
 
     settings.IMPORT_BATCH_SIZE = 10
-    settings.TASK_PROGRESS_INTERVAL = 3600
+    settings.LIVE_TASKS = {**settings.LIVE_TASKS, "PROGRESS_INTERVAL": 3600}
     user = UserFactory()
     PostFactory(author=user, body="mine before")
     visible: list[int] = []

@@ -10,8 +10,8 @@ import pytest
 from django.test import Client
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from tasks.files import work_dir
-from tasks.models import Task
+from live_tasks.files import work_dir
+from live_tasks.models import Task
 from tests.factories import TaskFactory, UserFactory, signed_in_client
 
 URL = "/imports/"
@@ -122,7 +122,7 @@ def test_with_the_queue_down_it_is_503_and_nothing_is_left(browser, monkeypatch,
     def refuse(*args, **kwargs):
         raise RedisConnectionError("down")
 
-    monkeypatch.setattr("tasks.services.task_job_enqueue", refuse)
+    monkeypatch.setattr("live_tasks.services.task_job_enqueue", refuse)
     response = post(browser, {"csrfmiddlewaretoken": browser.token, "file": upload()}, **JSON)
     assert response.status_code == 503 and "unavailable" in response.json()["error"]
     response = post(browser, {"csrfmiddlewaretoken": browser.token, "file": upload()})

@@ -16,10 +16,10 @@ import psutil
 import pytest
 
 from imports.services import import_start
+from live_tasks.errors import worker_lost_error
+from live_tasks.files import work_dir
+from live_tasks.models import Task
 from posts.models import PendingBatch, Post
-from tasks.errors import worker_lost_error
-from tasks.files import work_dir
-from tasks.models import Task
 from tests.exports.test_faults import WORKER_LOST_BOUND_SECONDS
 from tests.factories import PostFactory, UserFactory
 from tests.processes import CEILING, child_env, scheduler, wait_until, worker

@@ -16,10 +16,10 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
+from live_tasks.models import Task
+from live_tasks.progress import ProgressReporter, TaskNoLongerRunning
+from live_tasks.state import task_mark_running, task_mark_succeeded
 from project.asgi import application
-from tasks.models import Task
-from tasks.progress import ProgressReporter, TaskNoLongerRunning
-from tasks.state import task_mark_running, task_mark_succeeded
 from tests.contract import TASK_KEYS
 from tests.factories import StaffFactory, TaskFactory, UserFactory, session_cookie_for, signed_in_client
 

@@ -21,8 +21,8 @@ from django.utils import timezone
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from notifications.consumers import RECHECK_JITTER
-from tasks.state import task_mark_running
+from live_tasks.push.consumers import RECHECK_JITTER
+from live_tasks.state import task_mark_running
 from tests.factories import StaffFactory, TaskFactory, UserFactory, session_cookie_for, signed_in_client
 from tests.processes import HttpSession, child_env, daphne
 

@@ -15,8 +15,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from notifications.sockets import STALE_AFTER_RECHECKS, _key
-from tasks.queue import default_queue
+from live_tasks.push.sockets import STALE_AFTER_RECHECKS, _key
+from live_tasks.queue import default_queue
 from tests.factories import UserFactory, session_cookie_for
 from tests.processes import child_env, daphne
 

@@ -12,7 +12,7 @@ from django.db import connection
 from django.db.models.signals import pre_delete
 
 from posts.models import PendingBatch, Post
-from posts.services import BatchNotPending, posts_batch_discard, posts_batch_open, posts_batch_reveal, posts_stage
+from posts.services import BatchNotPending, posts_batch_delete, posts_batch_open, posts_batch_reveal, posts_stage
 from tests.factories import UserFactory
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -26,7 +26,7 @@ def test_staging_into_a_batch_that_is_gone_adds_nothing(db):
     user, batch = UserFactory(), uuid.uuid4()
     posts_batch_open(author=user, batch_id=batch)
     assert posts_stage(author=user, batch_id=batch, posts=some_posts(3)) == 3
-    posts_batch_discard(batch_id=batch)
+    posts_batch_delete(batch_id=batch)
 
     with pytest.raises(BatchNotPending):
         posts_stage(author=user, batch_id=batch, posts=some_posts(3, start=3))
@@ -56,7 +56,7 @@ def test_a_discard_that_has_begun_takes_no_more_posts_and_is_never_revealed(db):
 
     pre_delete.connect(late_writer, sender=PendingBatch)
     try:
-        posts_batch_discard(batch_id=batch)
+        posts_batch_delete(batch_id=batch)
     finally:
         pre_delete.disconnect(late_writer, sender=PendingBatch)
 
@@ -95,7 +95,7 @@ def test_a_discard_waits_for_a_stage_in_flight_and_deletes_its_posts_too(monkeyp
     def discard():
         inserted.wait(10)
         discard_began.set()
-        posts_batch_discard(batch_id=batch)
+        posts_batch_delete(batch_id=batch)
 
     errors: list[BaseException] = []
     monkeypatch.setattr(Post.all_objects, "bulk_create", bulk_create_then_linger)

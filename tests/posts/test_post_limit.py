@@ -48,7 +48,7 @@ def test_bulk_creation_is_not_counted(user, settings):
 def test_posting_still_works_when_redis_is_away(user_client, user, monkeypatch):
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    import ratelimits
+    from live_tasks import ratelimits
 
     def unreachable(self, key):
         raise RedisConnectionError("Redis is away")

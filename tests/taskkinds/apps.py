@@ -9,6 +9,3 @@ class TestKindsConfig(AppConfig):
 
     name = "tests.taskkinds"
     label = "test_task_kinds"
-
-    def ready(self) -> None:
-        from . import kinds  # noqa: F401 -- registers the kinds

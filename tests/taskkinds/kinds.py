@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 import time
 
-from tasks.errors import TaskStepFailed
-from tasks.files import result_store, work_dir, work_path
-from tasks.kinds import TaskKind, TaskResult, register
-from tasks.models import Task
-from tasks.progress import ProgressReporter
+from live_tasks.errors import TaskStepFailed
+from live_tasks.files import result_store, work_dir, work_path
+from live_tasks.kinds import TaskKind, TaskResult, register
+from live_tasks.models import Task
+from live_tasks.progress import ProgressReporter
 
 TEST_STEPS = "test_steps"
 

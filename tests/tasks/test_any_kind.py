@@ -13,9 +13,9 @@ import psutil
 import pytest
 from rq import SimpleWorker
 
-from tasks.models import Task
-from tasks.queue import task_job_fetch
-from tasks.services import task_cancel, task_start
+from live_tasks.models import Task
+from live_tasks.queue import task_job_fetch
+from live_tasks.services import task_cancel, task_start
 from tests.factories import StaffFactory, UserFactory
 from tests.live import LiveFeed
 from tests.processes import child_env, scheduler, wait_for_task, worker
@@ -83,11 +83,11 @@ def test_the_admin_cancels_and_retries_through_the_tasks_own_kind(queue, client_
     client = client_for(staff)
 
     response = client.post(
-        "/admin/tasks/task/", {"action": "cancel_tasks", "_selected_action": [running.id]}, follow=True
+        "/admin/live_tasks/task/", {"action": "cancel_tasks", "_selected_action": [running.id]}, follow=True
     )
     assert b"Cancelled 1 task(s)." in response.content
     response = client.post(
-        "/admin/tasks/task/", {"action": "retry_tasks", "_selected_action": [running.id]}, follow=True
+        "/admin/live_tasks/task/", {"action": "retry_tasks", "_selected_action": [running.id]}, follow=True
     )
     assert b"Started 1 new task(s)." in response.content
     retried = Task.objects.exclude(pk=running.pk).get()

@@ -1,4 +1,4 @@
-"""`manage.py check` names each misconfiguration of the core by its own id (tasks/checks.py), and
+"""`manage.py check` names each misconfiguration of the core by its own id (live_tasks/checks.py), and
 says nothing of ours on the project's real settings."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 from channels.layers import InMemoryChannelLayer
 from django.core.checks import run_checks
 
-from tasks import kinds
-from tasks.kinds import TaskKind, TaskResult, get_kind, register
-from tasks.worker import TaskWorker
+from live_tasks import kinds
+from live_tasks.kinds import TaskKind, TaskResult, get_kind, register
+from live_tasks.worker import TaskWorker
 from tests.processes import ROOT
 
 REDIS_LAYER = {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": ["redis://x"]}}
@@ -79,7 +79,7 @@ def test_manage_py_check_fails_and_names_each_misconfiguration(tmp_path):
     assert done.returncode == 1
     for check_id in ("live_tasks.E001", "live_tasks.E004", "live_tasks.E005"):
         assert check_id in done.stderr
-    assert 'HINT: Set RQ = {..., "WORKER_CLASS": "tasks.worker.TaskWorker"}' in done.stderr
+    assert 'HINT: Set RQ = {..., "WORKER_CLASS": "live_tasks.worker.TaskWorker"}' in done.stderr
 
 
 # E001: the worker class
@@ -87,14 +87,21 @@ def test_manage_py_check_fails_and_names_each_misconfiguration(tmp_path):
 
 @pytest.mark.parametrize(
     "worker_class",
-    [None, "rq.Worker", "rq.SimpleWorker", "tasks.worker.warm_up", "tasks.worker.NoSuchWorker", "nowhere.Worker"],
+    [
+        None,
+        "rq.Worker",
+        "rq.SimpleWorker",
+        "live_tasks.worker.warm_up",
+        "live_tasks.worker.NoSuchWorker",
+        "nowhere.Worker",
+    ],
 )
 def test_a_worker_class_that_is_not_the_task_worker(settings, worker_class):
     settings.RQ = {"COMMIT_MODE": "auto"} if worker_class is None else {"WORKER_CLASS": worker_class}
     (message,) = our_messages()
     assert message.id == "live_tasks.E001"
     assert message.obj == "settings.RQ"
-    assert '"WORKER_CLASS": "tasks.worker.TaskWorker"' in message.hint
+    assert '"WORKER_CLASS": "live_tasks.worker.TaskWorker"' in message.hint
     if worker_class in (None, "rq.Worker"):
         assert "heartbeat" in message.msg and "dead work horse" in message.msg
 
@@ -186,15 +193,15 @@ def test_a_kind_whose_page_does_not_resolve(registry):
 
 
 def test_a_kind_whose_page_takes_no_task_id(registry):
-    register(a_kind(url_name="tasks:list"))
+    register(a_kind(url_name="live_tasks:list"))
     assert [m.id for m in our_messages()] == ["live_tasks.E007"]
 
 
 def test_a_kind_whose_list_page_does_not_resolve(registry):
-    register(a_kind(list_url_name="tasks:detail"))  # it needs a task_id
+    register(a_kind(list_url_name="live_tasks:detail"))  # it needs a task_id
     (message,) = our_messages()
     assert message.id == "live_tasks.E007"
-    assert "list_url_name 'tasks:detail'" in message.msg
+    assert "list_url_name 'live_tasks:detail'" in message.msg
 
 
 def test_each_misconfiguration_has_its_own_id(settings, registry):

@@ -1,5 +1,5 @@
 """Deleting a finished task and clearing finished ones: the rows and their files go, unfinished
-tasks are refused, and every open page is told (a `task_removed` message, docs/protocol.md)."""
+tasks are refused, and every open page is told (a `task_deleted` message, docs/protocol.md)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from django.test import Client
 from django.utils import timezone
 from rq import SimpleWorker
 
-from tasks.models import Task
-from tasks.services import TaskNotDeletable, task_delete, task_start, tasks_clear_finished
+from live_tasks.models import Task
+from live_tasks.services import TaskNotDeletable, task_delete, task_start, tasks_delete_finished
 from tests.factories import StaffFactory, TaskFactory, UserFactory
 from tests.live import LiveFeed
 from tests.taskkinds.kinds import TEST_STEPS
@@ -35,7 +35,7 @@ def test_deleting_a_finished_task_removes_its_file_and_every_open_page_is_told(q
 
     with LiveFeed(user) as owner_page, LiveFeed(staff, path="/ws/notifications/?scope=all") as admin_page:
         response = client_for(user).post(f"/tasks/{task.id}/delete/", {"next": "/tasks/"})
-        removed = {"type": "task_removed", "id": str(task.id)}
+        removed = {"type": "task_deleted", "id": str(task.id)}
         owner_page.wait_for(lambda m: m == removed)
         admin_page.wait_for(lambda m: m == removed)
 
@@ -68,7 +68,7 @@ def test_a_task_whose_cleanup_is_owed_is_kept_until_it_is_done(user):
     task = TaskFactory(user=user, status=Task.Status.CANCELLED, needs_cleanup=True, finished_at=timezone.now())
     with pytest.raises(TaskNotDeletable, match="still being cleaned up"):
         task_delete(task=task)
-    assert tasks_clear_finished(user=user) == 0
+    assert tasks_delete_finished(user=user) == 0
     assert Task.objects.filter(pk=task.pk).exists()
 
 
@@ -83,7 +83,7 @@ def test_delete_and_clear_need_a_signed_in_post_with_a_csrf_token(user, client_f
     assert Client().post(f"/tasks/{task.id}/delete/")["Location"].startswith("/accounts/login/")
     strict = client_for(user, enforce_csrf_checks=True)
     assert strict.post(f"/tasks/{task.id}/delete/").status_code == 403
-    assert strict.post("/tasks/clear/").status_code == 403
+    assert strict.post("/tasks/delete-finished/").status_code == 403
     assert client_for(user).get(f"/tasks/{task.id}/delete/").status_code == 405
     assert Task.objects.filter(pk=task.pk).exists()
 
@@ -96,13 +96,13 @@ def test_clear_finished_deletes_the_finished_ones_of_a_kind_only(user, user_clie
     other_kind = TaskFactory(user=user, kind=TEST_STEPS, status=Task.Status.FAILED, finished_at=done)
     theirs = TaskFactory(status=Task.Status.FAILED, finished_at=done)
 
-    response = user_client.post("/tasks/clear/", {"kind": "export_posts", "next": "/exports/"})
+    response = user_client.post("/tasks/delete-finished/", {"kind": "export_posts", "next": "/exports/"})
 
     assert response.status_code == 302 and response["Location"] == "/exports/"
     assert not Task.objects.filter(pk__in=[failed.pk, succeeded.pk]).exists()
     assert set(Task.objects.values_list("pk", flat=True)) == {running.pk, other_kind.pk, theirs.pk}
-    assert "Cleared 2 finished tasks." in user_client.get("/exports/").content.decode()
-    assert user_client.post("/tasks/clear/", **JSON).json() == {"deleted": 1}  # every kind: the test kind's
+    assert "Deleted 2 finished tasks." in user_client.get("/exports/").content.decode()
+    assert user_client.post("/tasks/delete-finished/", **JSON).json() == {"deleted": 1}  # every kind: the test kind's
 
 
 def test_lists_offer_delete_for_finished_tasks_and_clear(user, user_client):
@@ -111,6 +111,6 @@ def test_lists_offer_delete_for_finished_tasks_and_clear(user, user_client):
     page = user_client.get("/exports/").content.decode()
     assert f'action="/tasks/{finished.id}/delete/"' in page
     assert f'action="/tasks/{running.id}/delete/"' not in page
-    assert 'action="/tasks/clear/"' in page and "Clear finished exports" in page
+    assert 'action="/tasks/delete-finished/"' in page and "Delete finished exports" in page
     detail = user_client.get(f"/exports/{finished.id}/").content.decode()
     assert f'action="/tasks/{finished.id}/delete/"' in detail

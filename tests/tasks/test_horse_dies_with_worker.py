@@ -11,8 +11,8 @@ import time
 import psutil
 import pytest
 
-from tasks.errors import worker_lost_error
-from tasks.queue import task_job_enqueue
+from live_tasks.errors import worker_lost_error
+from live_tasks.queue import task_job_enqueue
 from tests.exports.test_faults import WORKER_LOST_BOUND_SECONDS
 from tests.factories import TaskFactory
 from tests.imports.test_orphan_horse import HORSE_GONE_BOUND_SECONDS, gone
@@ -48,7 +48,7 @@ def test_a_horse_that_reports_no_progress_dies_with_its_worker(queue):
 ORPHAN = """
 import os, sys, time, django
 django.setup()
-from tasks.progress import ProgressReporter, progress_watch_worker
+from live_tasks.progress import ProgressReporter, progress_watch_worker
 worker_pid = os.getpid()
 horse = os.fork()
 if horse:

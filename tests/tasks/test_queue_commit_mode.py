@@ -2,7 +2,7 @@
 
 The core enqueues in its own transaction.on_commit; django-rq's "on_db_commit" (its default) would
 defer again inside an atomic block and "request_finished" always, each returning None and writing
-the job into a pipeline already executed: the job would be lost (tasks/queue.py: default_queue).
+the job into a pipeline already executed: the job would be lost (live_tasks/queue.py: default_queue).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import uuid
 import pytest
 from django.db import transaction
 
-from tasks.kinds import get_kind
-from tasks.queue import default_queue, task_job_enqueue
+from live_tasks.kinds import get_kind
+from live_tasks.queue import default_queue, task_job_enqueue
 from tests.taskkinds.kinds import TEST_STEPS
 
 

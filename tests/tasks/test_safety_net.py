@@ -1,7 +1,7 @@
 """The safety net as a table: what RQ says of a task's job x the task's state -> what is done.
 
 Each cell is set up for real: a Task row and an RQ job in that status in the test Redis, then one
-pass of tasks.reconcile. The expected table is written out here, not imported from the code.
+pass of live_tasks.reconcile. The expected table is written out here, not imported from the code.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from django.utils import timezone
 from rq import SimpleWorker
 from rq.job import JobStatus
 
-from tasks.models import Task
-from tasks.queue import TASK_JOB, task_job_enqueue, task_job_fetch
-from tasks.reconcile import tasks_reconcile
+from live_tasks.models import Task
+from live_tasks.queue import TASK_JOB, task_job_enqueue, task_job_fetch
+from live_tasks.reconcile import tasks_reconcile
 from tests.factories import TaskFactory
 from tests.taskkinds.kinds import TEST_STEPS, cleanup_marker, test_steps
 
@@ -104,7 +104,7 @@ KIND_GONE = "This kind of task is not available any more."
 
 
 def test_a_task_whose_kind_is_gone_fails_saying_so_from_the_job_and_from_the_safety_net(db, queue):
-    from tasks.jobs import task_run_job
+    from live_tasks.jobs import task_run_job
 
     long_ago = timezone.now() - timedelta(minutes=5)
     run, lost = (TaskFactory(kind="retired_kind", status="queued", created_at=long_ago) for _ in range(2))
@@ -125,8 +125,8 @@ def test_a_queued_task_younger_than_the_grace_period_is_left_alone(db, queue):
 def test_a_job_requeued_while_its_first_run_still_goes_does_not_run_again(db, queue):
     # Redis lost the queued job (so the safety net puts it back), but a work horse had already
     # taken it: the old run and the requeued job both start. The row decides: only one passes
-    # the queued -> running transition (tasks/state.py: TRANSITIONS["start"]); the other skips.
-    from tasks.jobs import task_run_job
+    # the queued -> running transition (live_tasks/state.py: TRANSITIONS["start"]); the other skips.
+    from live_tasks.jobs import task_run_job
 
     task = make_task("queued")
     assert tasks_reconcile() == {"requeued": 1}
@@ -160,13 +160,13 @@ def test_a_job_that_starts_while_the_safety_net_reads_it_is_not_taken_for_lost(d
     """The pass judges one snapshot of the job: its status and its heartbeat read together. (It read
     the status again, so a job that a worker started just after the read looked started with no
     heartbeat, "silent", and its task was failed as lost before it ran: seen in CI.)"""
-    import tasks.reconcile
+    import live_tasks.reconcile
 
     task = TaskFactory(kind=TEST_STEPS, params={"steps": 1})
     task_job_enqueue(str(task.id), kind=test_steps)
 
     def read_then_a_worker_starts_it(task_id):
-        snapshot = task_job_fetch(task_id)  # the pass's own read (tasks.reconcile imports it)
+        snapshot = task_job_fetch(task_id)  # the pass's own read (live_tasks.reconcile imports it)
         started = task_job_fetch(task_id)
         assert started is not None
         with queue.connection.pipeline() as pipe:
@@ -174,7 +174,7 @@ def test_a_job_that_starts_while_the_safety_net_reads_it_is_not_taken_for_lost(d
             pipe.execute()
         return snapshot
 
-    monkeypatch.setattr(tasks.reconcile, "task_job_fetch", read_then_a_worker_starts_it)
+    monkeypatch.setattr(live_tasks.reconcile, "task_job_fetch", read_then_a_worker_starts_it)
     assert tasks_reconcile() == {}
     task.refresh_from_db()
     assert task.status == Task.Status.QUEUED and task.error == ""

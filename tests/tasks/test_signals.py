@@ -1,4 +1,4 @@
-"""The task signals (tasks/signals.py), heard by receivers as a site would connect them.
+"""The task signals (live_tasks/signals.py), heard by receivers as a site would connect them.
 
 Jobs run for real (an RQ SimpleWorker in this process, the test kind of tests/taskkinds), in
 transactional tests where they commit as in production: each signal must arrive once, with the
@@ -22,14 +22,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import SimpleWorker
 from rq.job import JobStatus
 
-from exports.kind import export_posts
-from tasks.jobs import task_job_stopped
-from tasks.models import Task
-from tasks.progress import ProgressReporter
-from tasks.queue import task_job_enqueue, task_job_fetch
-from tasks.reconcile import task_fail_worker_lost, tasks_reconcile
-from tasks.services import QueueUnavailable, task_cancel, task_start
-from tasks.signals import task_enqueued, task_finished, task_progress, task_started
+from exports.kinds import export_posts
+from live_tasks.jobs import task_job_stopped
+from live_tasks.models import Task
+from live_tasks.progress import ProgressReporter
+from live_tasks.queue import task_job_enqueue, task_job_fetch
+from live_tasks.reconcile import task_fail_worker_lost, tasks_reconcile
+from live_tasks.services import QueueUnavailable, task_cancel, task_start
+from live_tasks.signals import task_enqueued, task_finished, task_progress, task_started
 from tests.factories import TaskFactory, UserFactory
 from tests.processes import ROOT
 from tests.taskkinds.kinds import TEST_STEPS, cleanup_marker, test_steps
@@ -80,7 +80,10 @@ def names(heard: list[Heard]) -> list[str]:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_run_sends_enqueued_started_progress_and_finished_each_with_the_committed_task(heard, queue, settings):
-    settings.TASK_PROGRESS_INTERVAL = 0.1  # 20 reports over 0.2 s or more: a few writes, not 20
+    settings.LIVE_TASKS = {
+        **settings.LIVE_TASKS,
+        "PROGRESS_INTERVAL": 0.1,
+    }  # 20 reports over 0.2 s or more: a few writes, not 20
     other_kind = []
     disconnect = connect(task_finished, lambda sender, **kwargs: other_kind.append(sender), sender=export_posts)
     try:
@@ -115,7 +118,7 @@ def test_a_launch_the_queue_refuses_sends_nothing(heard, monkeypatch):
     def refuse(*args, **kwargs):
         raise RedisConnectionError("down")
 
-    monkeypatch.setattr("tasks.services.task_job_enqueue", refuse)
+    monkeypatch.setattr("live_tasks.services.task_job_enqueue", refuse)
     with pytest.raises(QueueUnavailable):
         task_start(user=UserFactory(), kind=TEST_STEPS)
     assert heard == [], "the row is withdrawn: there is no task to hear of"

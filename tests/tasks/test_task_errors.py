@@ -1,6 +1,6 @@
 """A kind's own refusal (a TaskError subclass raised by its start service) is answered like the core's:
 its status and message, its task's JSON or page, and Retry-After, through the one mapping
-(tasks.views.task_error_response) that every launch, cancel and delete goes through."""
+(live_tasks.views.task_error_response) that every launch, cancel and delete goes through."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import path
 
+from live_tasks.errors import TaskError
+from live_tasks.models import Task
+from live_tasks.services import task_start
+from live_tasks.views import task_error_response, task_launch_response
 from project.urls import urlpatterns as site_urlpatterns
-from tasks.errors import TaskError
-from tasks.models import Task
-from tasks.services import task_start
-from tasks.views import task_error_response, task_launch_response
 from tests.factories import TaskFactory
 from tests.taskkinds.kinds import TEST_STEPS
 

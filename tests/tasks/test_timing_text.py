@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tasks.selectors import task_to_dict
-from tasks.templatetags.task_tags import duration_text, elapsed_ms, task_timing
+from live_tasks.selectors import task_to_dict
+from live_tasks.templatetags.live_tasks import duration_text, elapsed_ms, task_timing
 from tests.factories import TaskFactory
 
 T0 = datetime(2026, 11, 24, 10, 26, 3, 123999, tzinfo=UTC)

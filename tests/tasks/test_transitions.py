@@ -1,6 +1,6 @@
 """The transition rules, whole: every current status x every transition, allowed or refused.
 
-The expected table is written out here, not imported from tasks/state.py, so that a change to the
+The expected table is written out here, not imported from live_tasks/state.py, so that a change to the
 rules has to change this contract on purpose.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.models import Task
-from tasks.state import (
+from live_tasks.models import Task
+from live_tasks.state import (
     task_mark_cancelled,
     task_mark_expired,
     task_mark_failed,
@@ -69,7 +69,7 @@ def test_each_transition_from_each_status_is_allowed_or_refused(db, status, tran
 
 
 def test_the_table_covers_every_status_and_the_code_has_no_other_transition():
-    from tasks.state import TRANSITIONS
+    from live_tasks.state import TRANSITIONS
 
     assert set(TRANSITIONS) == set(CALLS)
     assert {s.value for s in Task.Status} == set(STATUSES)

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.core import checks
+from django.utils.module_loading import autodiscover_modules
+from django.utils.translation import gettext_lazy as _
+
+
+class LiveTasksConfig(AppConfig):
+    """Long background tasks with live progress: the core, the push layer, and the kinds that any
+    installed app declares in its `kinds.py` (found here, as the admin finds `admin.py`)."""
+
+    name = "live_tasks"
+    label = "live_tasks"
+    verbose_name = _("Live tasks")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.signals import user_logged_out
+        from django.db.models.signals import post_delete, post_save, pre_save
+
+        from . import checks as live_tasks_checks
+        from .push import revocation
+
+        for check in live_tasks_checks.ALL_CHECKS:
+            # `manage.py check --tag live_tasks` runs only these; the URL one runs with Django's too.
+            tags = ("live_tasks", checks.Tags.urls) if check is live_tasks_checks.check_kind_urls else ("live_tasks",)
+            checks.register(check, *tags)
+
+        # A live socket ends with the authority of its session (live_tasks/push/revocation.py).
+        user_model = get_user_model()
+        uid = "live_tasks.push.revocation"
+        user_logged_out.connect(revocation.on_user_logged_out, dispatch_uid=uid)
+        pre_save.connect(revocation.on_user_pre_save, sender=user_model, dispatch_uid=uid)
+        post_save.connect(revocation.on_user_post_save, sender=user_model, dispatch_uid=uid)
+        post_delete.connect(revocation.on_user_post_delete, sender=user_model, dispatch_uid=uid)
+
+        autodiscover_modules("kinds")

@@ -1,0 +1,169 @@
+"""System checks (`manage.py check`): the settings and kinds the core needs, each with its own id.
+
+The ids are `live_tasks.E001`... (the library's label to be), stable once published: a site may
+silence one with SILENCED_SYSTEM_CHECKS, as a test settings file does for the in-memory layer
+(live_tasks.E004). `rqworker`, `migrate` and `runserver` run these checks and stop on an error,
+so a worker never starts without its heartbeat. The README's "System checks" table lists them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+from django.urls import NoReverseMatch, reverse
+from django.utils.module_loading import import_string
+
+from .kinds import all_kinds, kind_clashes
+
+TASK_WORKER = "live_tasks.worker.TaskWorker"
+IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
+
+WORKER_NOT_TASK_WORKER = "live_tasks.E001"
+QUEUE_MISSING = "live_tasks.E002"
+NO_CHANNEL_LAYER = "live_tasks.E003"
+IN_MEMORY_CHANNEL_LAYER = "live_tasks.E004"
+USE_TZ_OFF = "live_tasks.E005"
+KIND_REGISTERED_TWICE = "live_tasks.E006"
+KIND_URL_UNRESOLVED = "live_tasks.E007"
+
+Messages = list[checks.CheckMessage]
+
+
+def check_worker_class(app_configs: Any = None, **kwargs: Any) -> Messages:
+    from .worker import TaskWorker
+
+    hint = f'Set RQ = {{..., "WORKER_CLASS": "{TASK_WORKER}"}} in your settings (or a subclass of it).'
+    why = "without it the 5 s heartbeat and the handling of a dead work horse silently disappear"
+    dotted = getattr(settings, "RQ", {}).get("WORKER_CLASS")
+    if dotted is None:
+        msg = f'RQ["WORKER_CLASS"] is not set, so `rqworker` runs RQ\'s plain Worker: {why}.'
+        return [checks.Error(msg, hint=hint, obj="settings.RQ", id=WORKER_NOT_TASK_WORKER)]
+    try:
+        worker_class = import_string(dotted) if isinstance(dotted, str) else dotted
+    except ImportError as exc:
+        msg = f'RQ["WORKER_CLASS"] {dotted!r} cannot be imported ({exc}).'
+        return [checks.Error(msg, hint=hint, obj="settings.RQ", id=WORKER_NOT_TASK_WORKER)]
+    if not (isinstance(worker_class, type) and issubclass(worker_class, TaskWorker)):
+        msg = f'RQ["WORKER_CLASS"] {dotted!r} is not a subclass of {TASK_WORKER}: {why}.'
+        return [checks.Error(msg, hint=hint, obj="settings.RQ", id=WORKER_NOT_TASK_WORKER)]
+    return []
+
+
+def check_queue(app_configs: Any = None, **kwargs: Any) -> Messages:
+    from .queue import QUEUE_NAME
+
+    if QUEUE_NAME in getattr(settings, "RQ_QUEUES", {}):
+        return []
+    return [
+        checks.Error(
+            f"RQ_QUEUES has no {QUEUE_NAME!r} queue: every task's job is enqueued there.",
+            hint=f'Add it: RQ_QUEUES = {{"{QUEUE_NAME}": {{"URL": "redis://127.0.0.1:6379/0"}}, ...}}, '
+            f"and run `manage.py rqworker {QUEUE_NAME}`.",
+            obj="settings.RQ_QUEUES",
+            id=QUEUE_MISSING,
+        )
+    ]
+
+
+def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> Messages:
+    hint = (
+        'Set CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", '
+        '"CONFIG": {"hosts": ["redis://127.0.0.1:6379/0"]}}}.'
+    )
+    backend = getattr(settings, "CHANNEL_LAYERS", {}).get("default", {}).get("BACKEND")
+    if not backend:
+        msg = "CHANNEL_LAYERS has no 'default' layer: no progress, cancel or finish reaches an open page."
+        return [checks.Error(msg, hint=hint, obj="settings.CHANNEL_LAYERS", id=NO_CHANNEL_LAYER)]
+    if _is_in_memory(backend):
+        # An error, not a warning: the worker (and each work horse it forks) is always another
+        # process than daphne, so with this layer no live update ever arrives, in development too.
+        # A test suite that runs jobs in-process silences it by its id.
+        msg = (
+            f"The default channel layer is {backend!r}: it lives in one process, so the updates that "
+            "workers publish never reach the pages that daphne serves."
+        )
+        return [
+            checks.Error(
+                msg,
+                hint=f"{hint} Test settings that run everything in one process may silence this: "
+                f'SILENCED_SYSTEM_CHECKS = ["{IN_MEMORY_CHANNEL_LAYER}"].',
+                obj="settings.CHANNEL_LAYERS",
+                id=IN_MEMORY_CHANNEL_LAYER,
+            )
+        ]
+    return []
+
+
+def _is_in_memory(backend: str) -> bool:
+    from channels.layers import InMemoryChannelLayer
+
+    if backend == IN_MEMORY_LAYER:
+        return True
+    try:
+        layer_class = import_string(backend)
+    except ImportError:
+        return False  # channels itself says so when the layer is first used
+    return isinstance(layer_class, type) and issubclass(layer_class, InMemoryChannelLayer)
+
+
+def check_use_tz(app_configs: Any = None, **kwargs: Any) -> Messages:
+    if settings.USE_TZ:
+        return []
+    return [
+        checks.Error(
+            "USE_TZ is off: the safety net compares RQ's heartbeats, which are aware UTC times, with "
+            "timezone.now(), and the pages and Task JSON give every time as a UTC instant.",
+            hint="Set USE_TZ = True (Django's default since 5.0).",
+            obj="settings.USE_TZ",
+            id=USE_TZ_OFF,
+        )
+    ]
+
+
+def check_kinds_registered_once(app_configs: Any = None, **kwargs: Any) -> Messages:
+    return [
+        checks.Error(
+            f"Task kind {clash.name!r} is registered twice: at {clash.first} (in use) and at {clash.second}.",
+            hint="Give one of the two kinds another name (TaskKind(name=...)); Task.kind stores it.",
+            obj=clash.name,
+            id=KIND_REGISTERED_TWICE,
+        )
+        for clash in kind_clashes()
+    ]
+
+
+def check_kind_urls(app_configs: Any = None, **kwargs: Any) -> Messages:
+    """A task's `url`, and the page a deleted task sends its user to, must resolve for every kind."""
+    errors: Messages = []
+    for kind in all_kinds():
+        for field, name, url_kwargs in (
+            ("url_name", kind.url_name, {"task_id": uuid.uuid4()}),
+            ("list_url_name", kind.list_url_name, {}),
+        ):
+            try:
+                reverse(name, kwargs=url_kwargs)
+            except NoReverseMatch:
+                takes = "a task_id argument" if url_kwargs else "no argument"
+                errors.append(
+                    checks.Error(
+                        f"Task kind {kind.name!r}: {field} {name!r} does not resolve with {takes}.",
+                        hint=f"Set TaskKind({field}=...) to the name of a URL pattern that takes {takes}"
+                        f' (with its namespace: "app_name:name"), or leave the default.',
+                        obj=kind.name,
+                        id=KIND_URL_UNRESOLVED,
+                    )
+                )
+    return errors
+
+
+ALL_CHECKS = (
+    check_worker_class,
+    check_queue,
+    check_channel_layer,
+    check_use_tz,
+    check_kinds_registered_once,
+    check_kind_urls,
+)

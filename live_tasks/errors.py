@@ -1,0 +1,85 @@
+"""What users are told when something goes wrong: a request refused (TaskError, with its HTTP
+status), a job that failed (TaskStepFailed and the messages below), and which faults are worth retrying."""
+
+from __future__ import annotations
+
+import smtplib
+from typing import TYPE_CHECKING, ClassVar
+
+from rq.timeouts import JobTimeoutException
+
+from .kinds import TaskKind
+
+if TYPE_CHECKING:
+    from .models import Task
+
+
+class TaskError(Exception):
+    """A request about a task that cannot be done (now), carrying the answer it deserves.
+
+    Every view answers one the same way, in one place (live_tasks.views.task_error_response): a JSON
+    client gets `status` with the Task JSON of `task` if the refusal is about one (409 with the
+    unfinished task: it says what to do next), else `{"error": message}`; a person gets the message
+    on a page, or on the task's page. `retry_after` (seconds) becomes the Retry-After header.
+    A kind's start service may raise its own subclass: it gets the same answer.
+    """
+
+    status: ClassVar[int] = 400
+
+    def __init__(self, message: str, *, task: Task | None = None, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.task = task
+        self.retry_after = retry_after
+
+    @property
+    def notice(self) -> str:
+        """What a person sent to `task`'s page reads there."""
+        return self.message
+
+
+class TaskStepFailed(Exception):
+    """A step failed for good (after its retries, or on bad input): `user_message` says what, in a sentence."""
+
+    def __init__(self, user_message: str) -> None:
+        super().__init__(user_message)
+        self.user_message = user_message
+
+
+class TaskInputInvalid(TaskStepFailed):
+    """The job's input is unusable (a malformed file): the user's to fix, not an operator's fault."""
+
+
+def kind_unavailable_error() -> str:
+    """For a task whose kind no installed app registers any more: its work cannot run."""
+    return "This kind of task is not available any more."
+
+
+def unexpected_error(label: str) -> str:
+    return f"The {label.lower()} failed unexpectedly. Please try again; the team has the details."
+
+
+def timed_out_error(label: str) -> str:
+    return f"The {label.lower()} timed out."
+
+
+def worker_lost_error(label: str) -> str:
+    return f"The worker running this {label.lower()} stopped unexpectedly (worker lost). Please start it again."
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Faults that a later attempt may not meet: network refusals, timeouts, SMTP 4xx replies."""
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return 400 <= exc.smtp_code < 500
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return False  # the address is wrong; asking again will not help
+    return isinstance(exc, (smtplib.SMTPServerDisconnected, OSError))
+
+
+def user_error_for(exc: BaseException, kind: TaskKind) -> str:
+    """A short message a user can act on; the traceback goes to the log, not to them."""
+    if isinstance(exc, JobTimeoutException):
+        return timed_out_error(kind.label)
+    if isinstance(exc, TaskStepFailed):
+        return exc.user_message
+    return unexpected_error(kind.label)

@@ -1,0 +1,91 @@
+"""GET /healthz: can this process reach what it needs? For load balancers and compose healthchecks.
+
+Answers 200 when the database, Redis (the job queue) and the channel layer all respond and the
+safety net has completed a pass recently (the scheduler is alive), else 503, with the figures an
+operator looks at first: queued jobs and live workers (of the tasks' queue, and of the email
+queue under "queue" → "email"), and the age of the safety net's last pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from rq import Queue, Worker
+
+from live_tasks.queue import default_queue
+from live_tasks.scheduler import safety_net_last_pass
+
+from .conf import live_settings
+
+logger = logging.getLogger(__name__)
+
+CHECK_TIMEOUT = 2.0
+
+
+def _check_database() -> dict[str, Any]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return {"ok": True}
+
+
+def _check_queue() -> dict[str, Any]:
+    # The same connection settings as the queue itself (URL, TLS or Sentinel). A hung Redis
+    # cannot hang the answer: _run gives up after CHECK_TIMEOUT. Workers are counted per queue:
+    # an email worker is no worker for the tasks.
+    queue = default_queue()
+    result: dict[str, Any] = {"ok": True, "queued_jobs": queue.count, "workers": Worker.count(queue=queue)}
+    # The other queues (the account emails) are on the same Redis: two more small reads each.
+    for name in settings.RQ_QUEUES:
+        if name != queue.name:
+            other = Queue(name, connection=queue.connection)
+            result[name] = {"queued_jobs": other.count, "workers": Worker.count(queue=other)}
+    return result
+
+
+def _check_safety_net() -> dict[str, Any]:
+    # Written by `manage.py task_scheduler` after each completed pass (live_tasks/scheduler.py).
+    last_pass = safety_net_last_pass()
+    age = None if last_pass is None else round(max(0.0, time.time() - last_pass), 1)
+    max_age = live_settings.SAFETY_NET_MAX_AGE_SECONDS
+    return {"ok": age is not None and age <= max_age, "last_pass_age_seconds": age, "max_age_seconds": max_age}
+
+
+async def _check_channel_layer() -> dict[str, Any]:
+    layer = get_channel_layer()
+    assert layer is not None  # settings.CHANNEL_LAYERS configures the default layer
+    await layer.send("healthz.probe", {"type": "healthz.probe"})
+    return {"ok": True}
+
+
+async def _run(name: str, check: Callable[[], Awaitable[dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
+    try:
+        return name, await asyncio.wait_for(check(), CHECK_TIMEOUT + 1)
+    except Exception as exc:
+        logger.warning("Health check %s failed: %r", name, exc)
+        return name, {"ok": False, "error": type(exc).__name__}
+
+
+@never_cache
+@require_GET
+async def healthz(request: HttpRequest) -> JsonResponse:
+    results = dict(
+        await asyncio.gather(
+            _run("database", sync_to_async(_check_database)),
+            _run("queue", sync_to_async(_check_queue, thread_sensitive=False)),
+            _run("channel_layer", _check_channel_layer),
+            _run("safety_net", sync_to_async(_check_safety_net, thread_sensitive=False)),
+        )
+    )
+    healthy = all(result["ok"] for result in results.values())
+    return JsonResponse({"status": "ok" if healthy else "unavailable", **results}, status=200 if healthy else 503)

@@ -1,0 +1,145 @@
+"""The Task row: the single source of truth for a background job's state and progress, any kind."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from .kinds import UnknownTaskKind, get_kind
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+    from .kinds import TaskKind
+
+
+class TaskQuerySet(models.QuerySet["Task"]):
+    def for_user(self, user: AbstractBaseUser | AnonymousUser) -> TaskQuerySet:
+        return self.filter(user_id=user.pk)  # type: ignore[misc]  # AnonymousUser.pk is None: no task matches
+
+    def unfinished(self) -> TaskQuerySet:
+        return self.filter(status__in=Task.UNFINISHED)
+
+    def finished(self) -> TaskQuerySet:
+        return self.exclude(status__in=Task.UNFINISHED)
+
+    def of_kind(self, kind: str) -> TaskQuerySet:
+        return self.filter(kind=kind)
+
+    def expirable(self, *, before: datetime) -> TaskQuerySet:
+        return self.filter(status=Task.Status.SUCCEEDED, expired_at__isnull=True, finished_at__lt=before).exclude(
+            file=""
+        )
+
+    def needing_attention(self) -> TaskQuerySet:
+        """What the safety net looks at: unfinished tasks, and ended ones whose cleanup is owed."""
+        return self.filter(Q(status__in=Task.UNFINISHED) | Q(needs_cleanup=True))
+
+    def stored_results(self) -> TaskQuerySet:
+        """Tasks whose result file is still stored: what counts against a user's quota."""
+        return self.filter(status=Task.Status.SUCCEEDED, expired_at__isnull=True).exclude(file="")
+
+    def prunable(self, *, before: datetime) -> TaskQuerySet:
+        """Finished long enough ago to delete, and owing no cleanup."""
+        return self.finished().filter(finished_at__lt=before, needs_cleanup=False)
+
+    def recent_or_unfinished(self, *, within: timedelta = timedelta(hours=1)) -> TaskQuerySet:
+        """What a page opened now should show: work in progress and what just ended."""
+        return self.filter(Q(status__in=Task.UNFINISHED) | Q(finished_at__gte=timezone.now() - within))
+
+
+class Task(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    UNFINISHED = (Status.QUEUED, Status.RUNNING)
+
+    # The id is ours, made before the job exists, and doubles as the RQ job id.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="live_tasks")
+    # The name of a registered kind (live_tasks/kinds.py); no choices, so a new kind needs no migration.
+    kind = models.CharField(max_length=32)
+    # The kind's arguments, as JSON (a kind that needs none leaves it empty).
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    # Bumped by every change, so a client can drop a message older than what it already shows.
+    seq = models.PositiveIntegerField(default=0)
+    detail = models.CharField(max_length=200, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    file = models.FileField(upload_to="tasks/", blank=True)
+    # The result file's size in bytes, recorded once when the task succeeds: pages show it without
+    # asking the storage backend (a network round trip on object storage) for every task listed,
+    # and a user's quota of stored results is one query (live_tasks/limits.py). None once it is gone.
+    file_size = models.PositiveBigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Set when the retention period deleted the file: the download link then says so.
+    expired_at = models.DateTimeField(null=True, blank=True)
+    # Set with a failed or cancelled state; cleared once the kind's cleanup has run (live_tasks/cleanup.py).
+    needs_cleanup = models.BooleanField(default=False)
+
+    objects = TaskQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        # Beside Django's view_task (the admin list and the staff live feed of every user's tasks):
+        # acting on another user's task is granted on its own.
+        permissions = [
+            ("cancel_task", "Can cancel any user's task"),
+            ("retry_task", "Can retry any user's task (starts a new one for its owner)"),
+        ]
+        constraints = [
+            # At most one unfinished task per user and kind: the database settles two launches
+            # that arrive at the same instant, not a check-then-insert in Python.
+            models.UniqueConstraint(
+                fields=["user", "kind"],
+                condition=Q(status__in=["queued", "running"]),
+                name="one_unfinished_task_per_user_and_kind",
+            ),
+            models.CheckConstraint(condition=Q(progress__lte=100), name="task_progress_at_most_100"),
+        ]
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="task_user_created_idx"),
+            # The safety net's query every few seconds stays small however many tasks have ended.
+            models.Index(
+                fields=["created_at"],
+                condition=Q(status__in=["queued", "running"]) | Q(needs_cleanup=True),
+                name="task_needing_attention_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} {self.id} ({self.status})"
+
+    @property
+    def kind_spec(self) -> TaskKind:
+        return get_kind(self.kind)
+
+    @property
+    def label(self) -> str:
+        try:
+            return self.kind_spec.label
+        except UnknownTaskKind:
+            return self.kind
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status not in self.UNFINISHED
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at is None:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at

@@ -1,0 +1,168 @@
+"""The safety net: bring every task in line with what RQ says of its job, as one table.
+
+RQ on its own notices a whole killed worker only when the job's heartbeat key expires and some
+worker's maintenance pass runs (up to ~11 minutes). Our workers heartbeat every
+WORKER_JOB_HEARTBEAT_SECONDS, and this check, run every TASK_RECONCILE_INTERVAL_SECONDS by the
+scheduler (live_tasks/scheduler.py) and on demand when a user relaunches, ends such a task within
+about half a minute, re-enqueues a queued task whose job Redis lost (with its own kind's job),
+and finishes the cleanup of failed and cancelled tasks.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from datetime import timedelta
+
+from django.utils import timezone
+from rq.job import Job, JobStatus
+
+from .cleanup import task_cleanup
+from .conf import live_settings
+from .errors import kind_unavailable_error, unexpected_error, worker_lost_error
+from .kinds import UnknownTaskKind
+from .models import Task
+from .queue import task_job_enqueue, task_job_fetch
+from .state import task_mark_cancelled, task_mark_failed, task_set_detail
+
+logger = logging.getLogger(__name__)
+
+
+class Do(enum.Enum):
+    NOTHING = "nothing"
+    # Never started (the row is still queued). Should the lost job run after all (a work horse had
+    # taken it), only one of the two runs passes task_mark_running (queued -> running) and does
+    # the work; the other finds the task running or ended and skips (live_tasks/jobs.py).
+    REQUEUE = "requeue"
+    FAIL_LOST = "fail, worker lost"
+    FAIL_IF_SILENT = "fail as lost if its heartbeat stopped"
+    FAIL_FROM_JOB = "fail, as the job did"
+    FAIL_NO_RESULT = "fail, the job ended without a result"
+    CANCEL = "cancel, as the job was stopped"
+    CLEANUP = "clean up"
+    CLEANUP_IF_SILENT = "clean up once its heartbeat stopped"
+
+
+# RQ's job statuses, by what they mean for a task.
+JOB_STATE = {
+    None: "missing",
+    JobStatus.CREATED: "waiting",
+    JobStatus.QUEUED: "waiting",
+    JobStatus.DEFERRED: "waiting",
+    JobStatus.SCHEDULED: "waiting",
+    JobStatus.READY_TO_ENQUEUE: "waiting",
+    JobStatus.RATE_LIMITED: "waiting",
+    JobStatus.STARTED: "started",
+    JobStatus.FINISHED: "finished",
+    JobStatus.FAILED: "failed",
+    JobStatus.STOPPED: "stopped",
+    JobStatus.CANCELED: "stopped",
+}
+
+# (job state, task state) -> what to do. "ended" is a failed or cancelled task awaiting cleanup.
+TABLE: dict[tuple[str, str], Do] = {
+    ("missing", "queued"): Do.REQUEUE,
+    ("missing", "running"): Do.FAIL_LOST,
+    ("missing", "ended"): Do.CLEANUP,
+    ("waiting", "queued"): Do.NOTHING,
+    # Put back on the queue: the run that started it is gone (or orphaned); failed here, the job
+    # finds its task no longer queued when it runs again and skips, so it never runs twice.
+    ("waiting", "running"): Do.FAIL_LOST,
+    ("waiting", "ended"): Do.CLEANUP,  # the job will find its task ended and skip it
+    ("started", "queued"): Do.FAIL_IF_SILENT,  # a worker may die before it marks the task running
+    ("started", "running"): Do.FAIL_IF_SILENT,
+    ("started", "ended"): Do.CLEANUP_IF_SILENT,  # a cancelled job may still be stopping
+    ("finished", "queued"): Do.FAIL_NO_RESULT,
+    ("finished", "running"): Do.FAIL_NO_RESULT,
+    ("finished", "ended"): Do.CLEANUP,
+    ("failed", "queued"): Do.FAIL_FROM_JOB,
+    ("failed", "running"): Do.FAIL_FROM_JOB,
+    ("failed", "ended"): Do.CLEANUP,
+    ("stopped", "queued"): Do.CANCEL,
+    ("stopped", "running"): Do.CANCEL,
+    ("stopped", "ended"): Do.CLEANUP,
+}
+
+
+def _task_state(task: Task) -> str:
+    return task.status if not task.is_finished else "ended"
+
+
+def _silent(job: Job) -> bool:
+    heartbeat = job.last_heartbeat or job.started_at
+    return heartbeat is None or timezone.now() - heartbeat > timedelta(seconds=live_settings.LOST_AFTER_SECONDS)
+
+
+def task_fail_worker_lost(task_id: str) -> bool:
+    task = Task.objects.filter(pk=task_id).first()
+    return task is not None and task_mark_failed(task_id, error=worker_lost_error(task.label)) is not None
+
+
+def task_reconcile(task: Task, *, cleanup: bool = True) -> str | None:
+    """Bring one task in line with its job. Returns what was done, or None. Raises RedisError.
+
+    `cleanup=False` only ends the task (a relaunch does this inside its request): the cleanup it
+    owes, which for an import may be a million staged posts to delete, stays with the scheduler's
+    next pass, which finds the task by its `needs_cleanup` flag.
+    """
+    task_id = str(task.id)
+    job = task_job_fetch(task_id)
+    # The status as read with the rest of the job (one HGETALL), not read again: a job that a worker
+    # starts in between would look started with no heartbeat yet, silent, and be failed as lost.
+    status = job.get_status(refresh=False) if job else None
+    action = TABLE[(JOB_STATE.get(status, "waiting"), _task_state(task))]
+
+    if action in (Do.FAIL_IF_SILENT, Do.CLEANUP_IF_SILENT):
+        assert job is not None
+        if not _silent(job):
+            return None
+        action = Do.FAIL_LOST if action is Do.FAIL_IF_SILENT else Do.CLEANUP
+
+    if action is Do.NOTHING:
+        return None
+    if action is Do.REQUEUE:
+        if timezone.now() - task.created_at < timedelta(seconds=live_settings.QUEUED_GRACE_SECONDS):
+            return None  # the enqueue after commit may still be on its way
+        try:
+            kind = task.kind_spec
+        except UnknownTaskKind:
+            return _fail(task_id, kind_unavailable_error(), cleanup=cleanup)
+        task_job_enqueue(task_id, kind=kind)
+        task_set_detail(task_id, "Queued again after the job queue lost it.")
+        return "requeued"
+    if action is Do.CLEANUP:
+        return "cleaned up" if cleanup and task_cleanup(task_id) else None
+    if action is Do.CANCEL:
+        ended = task_mark_cancelled(task_id)
+        if cleanup:
+            task_cleanup(task_id)
+        return "cancelled" if ended else None
+    if action is Do.FAIL_LOST:
+        return _fail(task_id, worker_lost_error(task.label), cleanup=cleanup)
+    if action is Do.FAIL_NO_RESULT:
+        return _fail(task_id, unexpected_error(task.label), cleanup=cleanup)
+    assert action is Do.FAIL_FROM_JOB and job is not None
+    result = job.latest_result()
+    lost = "terminated unexpectedly" in ((result.exc_string if result else None) or "")
+    error = worker_lost_error(task.label) if lost else unexpected_error(task.label)
+    return _fail(task_id, error, cleanup=cleanup)
+
+
+def _fail(task_id: str, error: str, *, cleanup: bool) -> str | None:
+    ended = task_mark_failed(task_id, error=error)
+    if cleanup:
+        task_cleanup(task_id)
+    if ended:
+        logger.warning("Task %s ended by the safety net: %s", task_id, error)
+        return "failed"
+    return None
+
+
+def tasks_reconcile() -> dict[str, int]:
+    """One pass over every unfinished task and every ended one awaiting cleanup; counts what was done."""
+    done: dict[str, int] = {}
+    for task in Task.objects.needing_attention().order_by("created_at"):
+        outcome = task_reconcile(task)  # a RedisError ends the pass: the scheduler retries it
+        if outcome:
+            done[outcome] = done.get(outcome, 0) + 1
+    return done
