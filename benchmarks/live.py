@@ -110,9 +110,9 @@ def publish(seconds: int) -> None:
     import django
 
     django.setup()
+    from live_tasks import task_to_dict
     from live_tasks.models import Task
     from live_tasks.push.publish import publish_task_update
-    from live_tasks.selectors import task_to_dict
     from live_tasks.state import task_mark_succeeded
 
     clients = json.loads(CLIENTS.read_text())

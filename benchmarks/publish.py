@@ -47,8 +47,8 @@ def count_connections() -> None:
 def sample_task() -> dict:
     from django.utils import timezone
 
+    from live_tasks import task_to_dict
     from live_tasks.models import Task
-    from live_tasks.selectors import task_to_dict
 
     task = Task(user_id=1, kind="export_posts", status="running", progress=42, seq=7, started_at=timezone.now())
     return task_to_dict(task) | {"detail": "420,000 of 1,000,000 posts"}

@@ -6,9 +6,9 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
+from live_tasks import task_page_for_user
 from live_tasks.conf import live_settings
 from live_tasks.http import AuthenticatedHttpRequest, login_required_json_or_redirect
-from live_tasks.selectors import task_page_for_user
 from live_tasks.views import task_launch_response
 
 from .services import EXPORT_POSTS, export_start

@@ -6,6 +6,8 @@ needs its permission (live_tasks/permissions.py): a staff account without them s
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -16,15 +18,22 @@ from django.utils.safestring import SafeString
 from .kinds import UnknownTaskKind
 from .models import Task
 from .permissions import CANCEL_ANY_TASK, RETRY_ANY_TASK, VIEW_EVERY_TASK, may
-from .selectors import task_to_dict
+from .serializers import task_to_dict
 from .services import QueueUnavailable, TaskAlreadyFinished, TaskAlreadyRunning, task_cancel, task_start
 from .templatetags.live_tasks import duration_text, elapsed_ms, utc_text, utc_time
 
 _TIME_FIELDS = ("created_at", "started_at", "finished_at", "expired_at")
 
 
+# Generic in the type stubs only: a site need not run django_stubs_ext.monkeypatch() for this library.
+if TYPE_CHECKING:
+    _ModelAdmin = admin.ModelAdmin[Task]
+else:
+    _ModelAdmin = admin.ModelAdmin
+
+
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin[Task]):
+class TaskAdmin(_ModelAdmin):
     # Every time is a <time> that live.js shows in the reader's zone; the columns that change while a
     # task runs (the task, finished, duration) are filled live like any page's task markup.
     list_display = ["created_display", "user", "task_display", "finished_display", "duration_display"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -68,7 +68,14 @@ def work_files_delete(task_id: TaskId) -> None:
         path.unlink(missing_ok=True)
 
 
-class _WorkFile(File[bytes]):
+# Generic in the type stubs only (no django_stubs_ext.monkeypatch() needed at run time).
+if TYPE_CHECKING:
+    _BytesFile = File[bytes]
+else:
+    _BytesFile = File
+
+
+class _WorkFile(_BytesFile):
     # With temporary_file_path(), FileSystemStorage moves the file into place instead of
     # copying it; any other storage backend streams it from disk as usual.
     def temporary_file_path(self) -> str:

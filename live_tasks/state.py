@@ -20,7 +20,7 @@ from live_tasks.push.publish import publish_task_update
 
 from .files import result_size
 from .models import Task
-from .selectors import task_to_dict
+from .serializers import task_to_dict
 from .signals import task_finished, task_progress, task_signal_on_commit, task_started
 from .types import TaskId
 

@@ -26,14 +26,8 @@ from .http import AuthenticatedHttpRequest, file_download_response, login_requir
 from .kinds import UnknownTaskKind
 from .models import Task
 from .permissions import VIEW_EVERY_TASK, may
-from .selectors import (
-    task_get_for_user,
-    task_has_file,
-    task_page_for_user,
-    task_snapshot_for,
-    task_to_dict,
-    task_url,
-)
+from .selectors import task_get_for_user, task_page_for_user, task_snapshot_for
+from .serializers import task_has_file, task_to_dict, task_url
 from .services import task_cancel, task_delete, tasks_delete_finished
 
 

@@ -23,8 +23,8 @@ def example_blocks() -> dict[str, str]:
 
 def test_the_readme_example_is_a_working_kind(db, queue, django_capture_on_commit_callbacks):
     blocks = example_blocks()
-    assert set(blocks) == {"wordcount/kind.py", "wordcount/apps.py", "wordcount/views.py"}
-    exec(compile(blocks["wordcount/kind.py"], "README:wordcount/kind.py", "exec"), {})  # noqa: S102
+    assert set(blocks) == {"wordcount/kinds.py", "wordcount/apps.py", "wordcount/views.py"}
+    exec(compile(blocks["wordcount/kinds.py"], "README:wordcount/kinds.py", "exec"), {})  # noqa: S102
     compile(blocks["wordcount/apps.py"], "README:wordcount/apps.py", "exec")
     views: dict = {}
     exec(compile(blocks["wordcount/views.py"], "README:wordcount/views.py", "exec"), views)  # noqa: S102

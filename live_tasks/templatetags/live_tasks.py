@@ -23,7 +23,8 @@ from django.utils.safestring import SafeString
 
 from ..conf import live_settings
 from ..models import Task
-from ..selectors import task_list_for_user, task_to_dict
+from ..selectors import task_list_for_user
+from ..serializers import task_to_dict
 
 register = template.Library()
 

@@ -3,7 +3,7 @@
 - daphne restarts while a task page is open: the page reconnects on its own and shows the final
   state of an export that finished while the server was down;
 - WebSockets never connect, or are dropped before their first message: the page falls back to
-  polling /api/tasks/ after two attempts, backs off, and still follows the export;
+  polling /tasks/api/ after two attempts, backs off, and still follows the export;
 - the admin's task list (staff, ?scope=all) updates another user's task live;
 - the task page at a phone and at a desktop viewport: nothing overflows, the bar and buttons show.
 """
@@ -156,7 +156,7 @@ def test_open_page_reconnects_after_daphne_restarts_and_shows_the_final_state(si
     def refuse_polling(page) -> None:
         # Only the WebSocket may bring news: with polling refused, the final state below can only
         # come from a socket that reconnected by itself and applied its snapshot.
-        page.route("**/api/tasks/**", lambda route: route.abort())
+        page.route("**/tasks/api/**", lambda route: route.abort())
 
     with daphne(site_env, port=port) as (_, first_daphne):
         page, errors = open_page(browser, exporter, f"{base}/exports/{task.id}/", before=refuse_polling)
@@ -192,7 +192,7 @@ def test_page_polls_the_api_when_websockets_cannot_connect(site_env, exporter, q
     and is dropped before its snapshot reaches the page, as by a proxy that kills WebSockets."""
     task = queued_task
     socket_attempts: list[str] = []
-    polls: list[int] = []  # for each /api/tasks/ request: how many sockets had failed by then
+    polls: list[int] = []  # for each /tasks/api/ request: how many sockets had failed by then
 
     def refuse(ws) -> None:  # never connects to the server: the page's socket closes at once
         socket_attempts.append(ws.url)
@@ -205,7 +205,7 @@ def test_page_polls_the_api_when_websockets_cannot_connect(site_env, exporter, q
 
     def no_websockets(page) -> None:
         page.route_web_socket("**/ws/notifications/**", refuse if failure == "refused" else drop_before_snapshot)
-        page.on("request", lambda r: polls.append(len(socket_attempts)) if "/api/tasks/" in r.url else None)
+        page.on("request", lambda r: polls.append(len(socket_attempts)) if "/tasks/api/" in r.url else None)
 
     with daphne(site_env) as (port, _):
         opened_at = time.monotonic()
@@ -215,7 +215,7 @@ def test_page_polls_the_api_when_websockets_cannot_connect(site_env, exporter, q
         deadline = time.monotonic() + 15
         while not polls and time.monotonic() < deadline:
             page.wait_for_timeout(100)
-        assert polls, "the page never polled /api/tasks/"
+        assert polls, "the page never polled /tasks/api/"
         # live.js polls right after its second failed attempt (the third comes 0.5 s or more later).
         assert polls[0] == 2, f"polling began after {polls[0]} failed socket attempt(s), not 2"
 

@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect, sync_playwright
 
+from live_tasks import task_to_dict
 from live_tasks.push.publish import publish_task_update
-from live_tasks.selectors import task_to_dict
 from tests.e2e.browser import launch_chromium, off_loop, sign_in, site_env_for
 from tests.factories import TaskFactory, UserFactory
 from tests.processes import daphne

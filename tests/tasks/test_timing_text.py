@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from live_tasks.selectors import task_to_dict
+from live_tasks import task_to_dict
 from live_tasks.templatetags.live_tasks import duration_text, elapsed_ms, task_timing
 from tests.factories import TaskFactory
 
