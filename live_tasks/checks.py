@@ -28,6 +28,7 @@ IN_MEMORY_CHANNEL_LAYER = "live_tasks.E004"
 USE_TZ_OFF = "live_tasks.E005"
 KIND_REGISTERED_TWICE = "live_tasks.E006"
 KIND_URL_UNRESOLVED = "live_tasks.E007"
+UNKNOWN_SETTING = "live_tasks.E008"
 
 Messages = list[checks.CheckMessage]
 
@@ -159,6 +160,24 @@ def check_kind_urls(app_configs: Any = None, **kwargs: Any) -> Messages:
     return errors
 
 
+def check_settings_keys(app_configs: Any = None, **kwargs: Any) -> Messages:
+    from .conf import DEFAULTS
+
+    value = getattr(settings, "LIVE_TASKS", {})
+    if not isinstance(value, dict):
+        return [checks.Error("LIVE_TASKS must be a dict.", obj="settings.LIVE_TASKS", id=UNKNOWN_SETTING)]
+    return [
+        checks.Error(
+            f"LIVE_TASKS has no setting {key!r}: it would be ignored.",
+            hint=f"The settings are: {', '.join(sorted(DEFAULTS))} (docs: live_tasks/conf.py).",
+            obj="settings.LIVE_TASKS",
+            id=UNKNOWN_SETTING,
+        )
+        for key in value
+        if key not in DEFAULTS
+    ]
+
+
 ALL_CHECKS = (
     check_worker_class,
     check_queue,
@@ -166,4 +185,5 @@ ALL_CHECKS = (
     check_use_tz,
     check_kinds_registered_once,
     check_kind_urls,
+    check_settings_keys,
 )

@@ -212,3 +212,9 @@ def test_each_misconfiguration_has_its_own_id(settings, registry):
     register(a_kind(url_name="nowhere"))
     register(a_kind(url_name="nowhere"))
     assert our_ids() == {f"live_tasks.E00{n}" for n in (1, 2, 4, 5, 6, 7)}
+
+
+def test_an_unknown_live_tasks_key_is_named(settings):
+    settings.LIVE_TASKS = {**settings.LIVE_TASKS, "PROGRES_INTERVAL": 1}
+    (error,) = [m for m in run_checks() if m.id == "live_tasks.E008"]
+    assert "'PROGRES_INTERVAL'" in error.msg and "PROGRESS_INTERVAL" in error.hint
