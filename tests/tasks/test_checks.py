@@ -217,4 +217,4 @@ def test_each_misconfiguration_has_its_own_id(settings, registry):
 def test_an_unknown_live_tasks_key_is_named(settings):
     settings.LIVE_TASKS = {**settings.LIVE_TASKS, "PROGRES_INTERVAL": 1}
     (error,) = [m for m in run_checks() if m.id == "live_tasks.E008"]
-    assert "'PROGRES_INTERVAL'" in error.msg and "PROGRESS_INTERVAL" in error.hint
+    assert "'PROGRES_INTERVAL'" in error.msg and "PROGRESS_INTERVAL" in (error.hint or "")
