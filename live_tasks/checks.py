@@ -54,15 +54,16 @@ def check_worker_class(app_configs: Any = None, **kwargs: Any) -> Messages:
 
 
 def check_queue(app_configs: Any = None, **kwargs: Any) -> Messages:
-    from .queue import QUEUE_NAME
+    from .conf import live_settings
 
-    if QUEUE_NAME in getattr(settings, "RQ_QUEUES", {}):
+    queue = live_settings.QUEUE
+    if queue in getattr(settings, "RQ_QUEUES", {}):
         return []
     return [
         checks.Error(
-            f"RQ_QUEUES has no {QUEUE_NAME!r} queue: every task's job is enqueued there.",
-            hint=f'Add it: RQ_QUEUES = {{"{QUEUE_NAME}": {{"URL": "redis://127.0.0.1:6379/0"}}, ...}}, '
-            f"and run `manage.py rqworker {QUEUE_NAME}`.",
+            f'RQ_QUEUES has no {queue!r} queue (LIVE_TASKS["QUEUE"]): every task\'s job is enqueued there.',
+            hint=f'Add it: RQ_QUEUES = {{"{queue}": {{"URL": "redis://127.0.0.1:6379/0"}}, ...}}, '
+            f"and run `manage.py rqworker {queue}`.",
             obj="settings.RQ_QUEUES",
             id=QUEUE_MISSING,
         )

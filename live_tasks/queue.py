@@ -28,10 +28,6 @@ TASK_JOB = "live_tasks.jobs.task_run_job"
 TASK_JOB_STOPPED = "live_tasks.jobs.task_job_stopped"
 
 
-# The queue the core's jobs go to: in RQ_QUEUES (checked: live_tasks.E002), worked by `rqworker default`.
-QUEUE_NAME = "default"
-
-
 @redisclients.once_per_process
 def default_queue() -> Queue:
     # commit_mode="auto", whatever the site's RQ["COMMIT_MODE"]: the core already enqueues in its own
@@ -39,7 +35,9 @@ def default_queue() -> Queue:
     # and return None: "on_db_commit" (its default) inside any atomic block, such as ATOMIC_REQUESTS or
     # a test's captured on-commit callbacks, "request_finished" always; and the deferred call would
     # write the job into task_job_enqueue's pipeline after it was executed, so the job is lost.
-    return django_rq.get_queue(QUEUE_NAME, connection=redisclients.rq_connection(), commit_mode="auto")
+    # The queue is LIVE_TASKS["QUEUE"] ("default"): in RQ_QUEUES (checked: live_tasks.E002), worked by
+    # `rqworker <that name>`.
+    return django_rq.get_queue(live_settings.QUEUE, connection=redisclients.rq_connection(), commit_mode="auto")
 
 
 def task_job_enqueue(task_id: str, *, kind: TaskKind) -> Job:

@@ -84,8 +84,10 @@ def disowned(client: Redis) -> Redis:
 
 @once_per_process
 def rq_connection() -> Redis:
-    """The client of django-rq's "default" connection (URL, TLS or Sentinel): the queue's Redis.
+    """The client of the tasks' queue's connection in RQ_QUEUES (URL, TLS or Sentinel): the queue's Redis.
 
     One per process, with one pool, for the job queue and the rate limits alike.
     """
-    return disowned(django_rq.get_connection("default"))
+    from .conf import live_settings
+
+    return disowned(django_rq.get_connection(live_settings.QUEUE))

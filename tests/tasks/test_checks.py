@@ -218,3 +218,11 @@ def test_an_unknown_live_tasks_key_is_named(settings):
     settings.LIVE_TASKS = {**settings.LIVE_TASKS, "PROGRES_INTERVAL": 1}
     (error,) = [m for m in run_checks() if m.id == "live_tasks.E008"]
     assert "'PROGRES_INTERVAL'" in error.msg and "PROGRESS_INTERVAL" in (error.hint or "")
+
+
+def test_the_queue_named_by_live_tasks_must_be_in_rq_queues(settings):
+    settings.LIVE_TASKS = {**settings.LIVE_TASKS, "QUEUE": "long-tasks"}
+    (error,) = [m for m in run_checks() if m.id == "live_tasks.E002"]
+    assert "'long-tasks'" in error.msg
+    settings.RQ_QUEUES = {**settings.RQ_QUEUES, "long-tasks": settings.RQ_QUEUES["default"]}
+    assert not [m for m in run_checks() if m.id == "live_tasks.E002"]
