@@ -72,7 +72,7 @@ class TaskAdmin(_ModelAdmin):
 
     @admin.display(description="task", ordering="status")
     def task_display(self, task: Task) -> SafeString:
-        # The site's one task markup (tasks/_task.html), so live.js updates it like any page.
+        # The site's one task markup (live_tasks/_task.html), so live.js updates it like any page.
         return render_to_string("live_tasks/_task.html", {"task_json": task_to_dict(task)})
 
     @admin.display(description="created", ordering="created_at")

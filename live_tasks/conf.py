@@ -33,7 +33,7 @@ DEFAULTS: dict[str, Any] = {
     # Inputs (uploads) and half-written outputs, named by task id; None: MEDIA_ROOT/live-tasks-work.
     # Every process that may clean up after a killed job (worker, scheduler, web) must reach it.
     "WORK_DIR": None,
-    # RQ keeps a failed job's record this long for operators; a cancelled job's at once is deleted.
+    # RQ keeps a failed job's record this long for operators; a cancelled job's is deleted at once.
     "FAILED_JOB_TTL_SECONDS": 7 * 24 * 3600,
     # Task launches (any kind) per user in each window; past it: HTTP 429 with Retry-After.
     "LAUNCH_LIMIT": 20,

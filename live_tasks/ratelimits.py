@@ -4,7 +4,7 @@ A limit is `limit` hits per `window` seconds for one key (say, one user's task l
 are aligned to the clock, so each key costs one counter in Redis that expires with its window.
 The counter lives in the job queue's Redis (django-rq's connection settings: URL, TLS or
 Sentinel), on the process's one client of it (redisclients), so several web processes share it.
-This module imports no app of the project: the task core and the posts page both use it.
+It imports nothing of the site: the task launches and a site's own limits (posts, sign-ups) use it.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ and `rq_connection` disowns its pool, so that no client ever closes it. Forks st
 pool notices a new process id and starts afresh in the child (a worker's work horses), and the
 build lock is made anew in a forked child, in case another thread held it at the fork.
 
-This module imports no app of the project: live_tasks/ratelimits.py and tasks/ both use it.
+It imports nothing of the site: the rate limits, the tasks' queue and a site's own queues share it.
 """
 
 from __future__ import annotations
