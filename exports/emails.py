@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import smtplib
 import tempfile
 from datetime import timedelta
 from typing import BinaryIO
@@ -34,6 +35,17 @@ EMAIL_OVERHEAD_BYTES = 32 * 1024
 MAX_COMPRESSION_RATIO = 10
 # zlib's default: level 9 took 1.3 times as long there for an attachment 2% smaller.
 COMPRESS_LEVEL = 6
+
+
+def email_fault_is_transient(exc: BaseException) -> bool:
+    """A mail server's 4xx replies and dropped connections are worth another try; its 5xx
+    replies and a refused address are not (smtplib's errors are OSErrors, so the library's
+    default test would retry them all)."""
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return 400 <= exc.smtp_code < 500
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return False
+    return isinstance(exc, OSError)
 
 
 class _TooLarge(Exception):

@@ -13,7 +13,7 @@ from live_tasks.progress import ProgressReporter
 from live_tasks.retries import with_retries
 from live_tasks.services import task_start
 
-from .emails import export_email_send
+from .emails import email_fault_is_transient, export_email_send
 from .writer import write_posts_json
 
 if TYPE_CHECKING:
@@ -54,6 +54,7 @@ def export_run(task: Task, progress: ProgressReporter) -> TaskResult:
         lambda: export_email_send(
             task=task, stored_name=stored_name, post_count=count, file_name=export_file_name(task)
         ),
+        transient=email_fault_is_transient,
     )
     detail = f"{count:,} posts exported" + ("" if emailed else " (no email address on file)")
     return TaskResult(detail=detail, file=stored_name)

@@ -22,7 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "BASE_TEMPLATE": "live_tasks/base.html",
     # Minimum seconds between two progress updates of one task (row write, signal, live push).
     "PROGRESS_INTERVAL": 0.25,
-    # A transient fault (a kind's `transient_errors`) is retried this many times in all, with
+    # A transient fault (live_tasks.with_retries' `transient`) is retried this many times in all, with
     # exponential backoff from RETRY_BACKOFF seconds, before the task fails.
     "RETRY_ATTEMPTS": 4,
     "RETRY_BACKOFF": 2.0,

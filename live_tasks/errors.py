@@ -3,7 +3,6 @@ status), a job that failed (TaskStepFailed and the messages below), and which fa
 
 from __future__ import annotations
 
-import smtplib
 from typing import TYPE_CHECKING, ClassVar
 
 from rq.timeouts import JobTimeoutException
@@ -68,12 +67,12 @@ def worker_lost_error(label: str) -> str:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Faults that a later attempt may not meet: network refusals, timeouts, SMTP 4xx replies."""
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return 400 <= exc.smtp_code < 500
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return False  # the address is wrong; asking again will not help
-    return isinstance(exc, (smtplib.SMTPServerDisconnected, OSError))
+    """Faults that a later attempt may not meet: the network's (refusals, resets, timeouts).
+
+    A step whose service has transient faults of its own (a mail server's 4xx replies) passes its
+    own test to `with_retries(..., transient=...)`.
+    """
+    return isinstance(exc, OSError)
 
 
 def user_error_for(exc: BaseException, kind: TaskKind) -> str:

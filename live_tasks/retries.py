@@ -18,8 +18,16 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def with_retries(progress: ProgressReporter, step: str, failure_message: str, action: Callable[[], T]) -> T:
-    """Run `action`; retry transient faults (live_tasks/errors.py) up to TASK_RETRY_ATTEMPTS times in all.
+def with_retries(
+    progress: ProgressReporter,
+    step: str,
+    failure_message: str,
+    action: Callable[[], T],
+    *,
+    transient: Callable[[BaseException], bool] = is_transient,
+) -> T:
+    """Run `action`; retry the faults that `transient` accepts (by default the network's,
+    live_tasks.errors.is_transient) up to LIVE_TASKS["RETRY_ATTEMPTS"] times in all.
 
     Meanwhile the task's detail says "Retrying <step> in N s (attempt 2 of 4)…". A fault that is
     not transient, or the last attempt's, ends the step with TaskStepFailed(failure_message).
@@ -36,7 +44,7 @@ def with_retries(progress: ProgressReporter, step: str, failure_message: str, ac
         for attempt in Retrying(
             stop=stop_after_attempt(attempts),
             wait=wait_exponential(multiplier=live_settings.RETRY_BACKOFF, max=60),
-            retry=retry_if_exception(is_transient),
+            retry=retry_if_exception(transient),
             before_sleep=say_retrying,
             reraise=True,
         ):

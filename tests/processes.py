@@ -212,13 +212,14 @@ class CapturedSMTP:
     """A real SMTP server on loopback (aiosmtpd) that keeps every message it receives.
 
     With `refuse_first=N` it answers the first N messages with a temporary failure (451), as a
-    busy mail server does.
+    busy mail server does; with `reply` too, with that reply instead (a permanent 5xx, say).
     """
 
-    def __init__(self, refuse_first: int = 0) -> None:
+    def __init__(self, refuse_first: int = 0, reply: str = "451 4.3.0 Try again later") -> None:
         from aiosmtpd.controller import Controller
 
         self.refuse_first = refuse_first
+        self.reply = reply
         self.attempts = 0
         self.messages: list[Message] = []
         self.port = free_port()
@@ -227,7 +228,7 @@ class CapturedSMTP:
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 -- aiosmtpd's hook name
         self.attempts += 1
         if self.attempts <= self.refuse_first:
-            return "451 4.3.0 Try again later"
+            return self.reply
         self.messages.append(email.message_from_bytes(envelope.content))
         return "250 OK"
 

@@ -128,6 +128,20 @@ def test_a_mail_server_that_stays_down_fails_the_task_after_bounded_retries(
     assert list(files.work_path(task.id).parent.glob(f"{task.id}*")) == []
 
 
+def test_a_mail_server_that_refuses_for_good_is_not_asked_again(
+    user, queue, settings, django_capture_on_commit_callbacks
+):
+    settings.LIVE_TASKS = {**settings.LIVE_TASKS, "RETRY_BACKOFF": 0.01}
+    with CapturedSMTP(refuse_first=100, reply="554 5.7.1 Message rejected") as smtp:
+        use_smtp(settings, smtp.port)
+        with django_capture_on_commit_callbacks(execute=True):
+            task = export_start(user=user)
+        run_queued_jobs(queue)
+    task.refresh_from_db()
+    assert smtp.attempts == 1, "a permanent refusal is final"
+    assert task.status == Task.Status.FAILED and task.error == EMAIL_FAILED
+
+
 # --- Job timeout ------------------------------------------------------------------------------
 
 
