@@ -14,6 +14,8 @@ from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from .kinds import UnknownTaskKind
 from .models import Task
@@ -70,24 +72,24 @@ class TaskAdmin(_ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Task | None = None) -> bool:
         return False
 
-    @admin.display(description="task", ordering="status")
+    @admin.display(description=_("task"), ordering="status")
     def task_display(self, task: Task) -> SafeString:
         # The site's one task markup (live_tasks/_task.html), so live.js updates it like any page.
         return render_to_string("live_tasks/_task.html", {"task_json": task_to_dict(task)})
 
-    @admin.display(description="created", ordering="created_at")
+    @admin.display(description=_("created"), ordering="created_at")
     def created_display(self, task: Task) -> SafeString:
         return utc_time(task.created_at)
 
-    @admin.display(description="started")
+    @admin.display(description=_("started"))
     def started_display(self, task: Task) -> SafeString:
         return utc_time(task.started_at)
 
-    @admin.display(description="expired")
+    @admin.display(description=_("expired"))
     def expired_display(self, task: Task) -> SafeString:
         return utc_time(task.expired_at)
 
-    @admin.display(description="finished", ordering="finished_at")
+    @admin.display(description=_("finished"), ordering="finished_at")
     def finished_display(self, task: Task) -> SafeString:
         finished = task.finished_at
         inner = (
@@ -97,7 +99,7 @@ class TaskAdmin(_ModelAdmin):
         )
         return self._live_cell(task, inner)
 
-    @admin.display(description="duration")
+    @admin.display(description=_("duration"))
     def duration_display(self, task: Task) -> SafeString:
         elapsed = elapsed_ms(task.started_at, task.finished_at)
         text = "—" if elapsed is None else duration_text(elapsed)  # as live.js writes it
@@ -115,7 +117,7 @@ class TaskAdmin(_ModelAdmin):
             inner,
         )
 
-    @admin.action(description="Cancel selected queued or running tasks", permissions=["cancel"])
+    @admin.action(description=_("Cancel selected queued or running tasks"), permissions=["cancel"])
     def cancel_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         cancelled = 0
         for task in queryset.filter(status__in=Task.UNFINISHED):
@@ -124,27 +126,38 @@ class TaskAdmin(_ModelAdmin):
                 cancelled += 1
             except (TaskAlreadyFinished, UnknownTaskKind):
                 pass
-        self.message_user(request, f"Cancelled {cancelled} task(s).", messages.SUCCESS)
+        text = ngettext("Cancelled %(count)s task.", "Cancelled %(count)s tasks.", cancelled) % {"count": cancelled}
+        self.message_user(request, text, messages.SUCCESS)
 
     @admin.action(
-        description="Retry selected tasks (a new task for the same user, kind and parameters)", permissions=["retry"]
+        description=_("Retry selected tasks (a new task for the same user, kind and parameters)"),
+        permissions=["retry"],
     )
     def retry_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         started, skipped = 0, []
         for task in queryset.select_related("user"):
             try:
                 if not task.kind_spec.retryable:
-                    skipped.append(f"{task.user.get_username()} ({task.label}: its input is gone)")
+                    skipped.append(
+                        gettext("%(user)s (%(label)s: its input is gone)")
+                        % {"user": task.user.get_username(), "label": task.label}
+                    )
                     continue
                 task_start(user=task.user, kind=task.kind, params=task.params, limited=False)
                 started += 1
             except UnknownTaskKind:
-                skipped.append(f"{task.user.get_username()} (unknown kind {task.kind!r})")
+                skipped.append(
+                    gettext("%(user)s (unknown kind %(kind)r)") % {"user": task.user.get_username(), "kind": task.kind}
+                )
             except TaskAlreadyRunning as exc:
-                skipped.append(f"{task.user.get_username()} ({exc.task.label} already unfinished)")
+                skipped.append(
+                    gettext("%(user)s (%(label)s already unfinished)")
+                    % {"user": task.user.get_username(), "label": exc.task.label}
+                )
             except QueueUnavailable as exc:
                 self.message_user(request, str(exc), messages.ERROR)
                 return
-        self.message_user(request, f"Started {started} new task(s).", messages.SUCCESS)
+        text = ngettext("Started %(count)s new task.", "Started %(count)s new tasks.", started) % {"count": started}
+        self.message_user(request, text, messages.SUCCESS)
         if skipped:
-            self.message_user(request, f"Skipped: {', '.join(skipped)}", messages.WARNING)
+            self.message_user(request, gettext("Skipped: %(tasks)s") % {"tasks": ", ".join(skipped)}, messages.WARNING)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from django.utils.translation import gettext
 from rq.timeouts import JobTimeoutException
 
 from .kinds import TaskKind
@@ -51,19 +52,23 @@ class TaskInputInvalid(TaskStepFailed):
 
 def kind_unavailable_error() -> str:
     """For a task whose kind no installed app registers any more: its work cannot run."""
-    return "This kind of task is not available any more."
+    return gettext("This kind of task is not available any more.")
 
 
 def unexpected_error(label: str) -> str:
-    return f"The {label.lower()} failed unexpectedly. Please try again; the team has the details."
+    return gettext("The %(label)s failed unexpectedly. Please try again; the team has the details.") % {
+        "label": label.lower()
+    }
 
 
 def timed_out_error(label: str) -> str:
-    return f"The {label.lower()} timed out."
+    return gettext("The %(label)s timed out.") % {"label": label.lower()}
 
 
 def worker_lost_error(label: str) -> str:
-    return f"The worker running this {label.lower()} stopped unexpectedly (worker lost). Please start it again."
+    return gettext("The worker running this %(label)s stopped unexpectedly (worker lost). Please start it again.") % {
+        "label": label.lower()
+    }
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -78,7 +83,7 @@ def is_transient(exc: BaseException) -> bool:
 def user_error_for(exc: BaseException, kind: TaskKind) -> str:
     """A short message a user can act on; the traceback goes to the log, not to them."""
     if isinstance(exc, JobTimeoutException):
-        return timed_out_error(kind.label)
+        return timed_out_error(str(kind.label))
     if isinstance(exc, TaskStepFailed):
         return exc.user_message
-    return unexpected_error(kind.label)
+    return unexpected_error(str(kind.label))

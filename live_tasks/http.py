@@ -12,6 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.utils.http import content_disposition_header
+from django.utils.translation import gettext
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -39,7 +40,7 @@ def login_required_json_or_redirect(view: _View) -> _View:
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not request.user.is_authenticated and (wants_json(request) or request.path.startswith("/api/")):
-            return JsonResponse({"error": "Authentication required."}, status=401)
+            return JsonResponse({"error": gettext("Authentication required.")}, status=401)
         return redirecting_view(request, *args, **kwargs)
 
     return cast("_View", wrapper)  # the view's own signature; a 401 is a JsonResponse like any answer

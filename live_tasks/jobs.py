@@ -9,6 +9,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
+from django.utils import translation
+
 from .cleanup import task_cleanup
 from .errors import TaskInputInvalid, kind_unavailable_error, user_error_for
 from .files import result_delete, work_files_delete
@@ -19,7 +22,13 @@ from .state import task_mark_cancelled, task_mark_failed, task_mark_running, tas
 logger = logging.getLogger(__name__)
 
 
-def task_run_job(task_id: str) -> str:
+def task_run_job(task_id: str, language: str = "") -> str:
+    """`language`: the task's (Task.language), for what the job and its kind write."""
+    with translation.override(language or settings.LANGUAGE_CODE):
+        return _task_run(task_id)
+
+
+def _task_run(task_id: str) -> str:
     task = task_mark_running(task_id)
     if task is None:
         logger.info("Task %s is no longer queued (cancelled or gone); skipping", task_id)
@@ -59,5 +68,6 @@ def task_run_job(task_id: str) -> str:
 
 def task_job_stopped(job: Any, connection: Any) -> None:
     """RQ's on_stopped callback, run by the worker after a stop-job command killed the work horse."""
-    task_mark_cancelled(job.id)  # already so after a user's cancel; not after a stop from the dashboard
+    with translation.override(job.kwargs.get("language") or settings.LANGUAGE_CODE):
+        task_mark_cancelled(job.id)  # already so after a user's cancel; not after a stop from the dashboard
     task_cleanup(job.id)

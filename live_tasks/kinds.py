@@ -12,7 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from django.utils.translation import gettext_lazy as _
+
 if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
     from .models import Task
     from .progress import ProgressReporter
 
@@ -31,7 +35,7 @@ class TaskResult:
 @dataclass(frozen=True)
 class TaskKind:
     name: str  # stored in Task.kind; at most 32 characters
-    label: str  # for people: "Posts export"
+    label: StrOrPromise  # for people: "Posts export", or gettext_lazy("Posts export")
     # The work, in the worker: receives the task (status running) and its progress reporter.
     run: Callable[[Task, ProgressReporter], TaskResult]
     # Seconds before RQ kills the job (then: "timed out"); a callable is read at each enqueue.
@@ -49,8 +53,8 @@ class TaskKind:
     download_name: Callable[[Task], str] = field(
         default=lambda task: f"{task.kind}-{task.id}{PurePosixPath(task.file.name).suffix}"
     )
-    # The detail a cancelled task shows.
-    cancelled_detail: str = "Cancelled."
+    # The detail a cancelled task shows (in the language the task was launched in).
+    cancelled_detail: StrOrPromise = _("Cancelled.")
     # Whether the admin's Retry may start the same work again (false when the input is gone).
     retryable: bool = True
     # Run once in each worker process before it forks work horses: load what every job of this

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from django.db.models import Max, Q, Sum
 from django.template.defaultfilters import filesizeformat
 from django.utils.formats import date_format
+from django.utils.translation import gettext, ngettext
 
 from live_tasks.ratelimits import Limit
 
@@ -48,7 +49,8 @@ def task_launch_count(user: AbstractBaseUser) -> None:
     retry_after = launch_limit().hit(user.pk)
     if retry_after is not None:
         raise TaskLaunchLimited(
-            f"You started too many tasks in a short time. Please wait {retry_after} s and try again.",
+            gettext("You started too many tasks in a short time. Please wait %(seconds)s s and try again.")
+            % {"seconds": retry_after},
             retry_after=retry_after,
         )
 
@@ -62,12 +64,16 @@ def task_quota_check(user: AbstractBaseUser, kind: str) -> None:
     if used + largest <= quota:
         return
     oldest = stored.order_by("finished_at").values_list("finished_at", flat=True).first()
-    frees = ""
+    message = gettext("Your stored files take %(used)s of your %(quota)s, and this one would pass it.") % {
+        "used": filesizeformat(used),
+        "quota": filesizeformat(quota),
+    }
     if oldest is not None:
-        freed_at = oldest + timedelta(days=live_settings.RESULT_RETENTION_DAYS)
-        frees = f" Files are deleted {live_settings.RESULT_RETENTION_DAYS} days after they are made; the oldest"
-        frees += f" goes on {date_format(freed_at, 'DATETIME_FORMAT', use_l10n=False)} UTC."
-    raise TaskQuotaExceeded(
-        f"Your stored files take {filesizeformat(used)} of your {filesizeformat(quota)}, and this one would "
-        f"pass it.{frees}"
-    )
+        days = live_settings.RESULT_RETENTION_DAYS
+        freed_at = oldest + timedelta(days=days)
+        message += " " + ngettext(
+            "Files are deleted %(days)s day after they are made; the oldest goes on %(date)s UTC.",
+            "Files are deleted %(days)s days after they are made; the oldest goes on %(date)s UTC.",
+            days,
+        ) % {"days": days, "date": date_format(freed_at, "DATETIME_FORMAT", use_l10n=False)}
+    raise TaskQuotaExceeded(message)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext_lazy as _
 
 from .kinds import UnknownTaskKind, get_kind
 
@@ -56,49 +58,56 @@ class TaskQuerySet(models.QuerySet["Task"]):
 
 class Task(models.Model):
     class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+        CANCELLED = "cancelled", _("Cancelled")
 
     UNFINISHED = (Status.QUEUED, Status.RUNNING)
 
     # The id is ours, made before the job exists, and doubles as the RQ job id.
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="live_tasks")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="live_tasks", verbose_name=_("user")
+    )
     # The name of a registered kind (live_tasks/kinds.py); no choices, so a new kind needs no migration.
-    kind = models.CharField(max_length=32)
+    kind = models.CharField(_("kind"), max_length=32)
     # The kind's arguments, as JSON (a kind that needs none leaves it empty).
-    params = models.JSONField(default=dict, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    progress = models.PositiveSmallIntegerField(default=0)
+    params = models.JSONField(_("parameters"), default=dict, blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(_("progress"), default=0)
     # Bumped by every change, so a client can drop a message older than what it already shows.
-    seq = models.PositiveIntegerField(default=0)
-    detail = models.CharField(max_length=200, blank=True)
-    error = models.CharField(max_length=500, blank=True)
-    file = models.FileField(upload_to="tasks/", blank=True)
+    seq = models.PositiveIntegerField(_("sequence"), default=0)
+    detail = models.CharField(_("detail"), max_length=200, blank=True)
+    error = models.CharField(_("error"), max_length=500, blank=True)
+    file = models.FileField(_("file"), upload_to="tasks/", blank=True)
     # The result file's size in bytes, recorded once when the task succeeds: pages show it without
     # asking the storage backend (a network round trip on object storage) for every task listed,
     # and a user's quota of stored results is one query (live_tasks/limits.py). None once it is gone.
-    file_size = models.PositiveBigIntegerField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    file_size = models.PositiveBigIntegerField(_("file size"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     # Set when the retention period deleted the file: the download link then says so.
-    expired_at = models.DateTimeField(null=True, blank=True)
+    expired_at = models.DateTimeField(_("expired"), null=True, blank=True)
     # Set with a failed or cancelled state; cleared once the kind's cleanup has run (live_tasks/cleanup.py).
-    needs_cleanup = models.BooleanField(default=False)
+    needs_cleanup = models.BooleanField(_("needs cleanup"), default=False)
+    # The language active when the task was launched: its detail and error are written in it,
+    # by whichever process writes them (Task.launch_language). Empty: settings.LANGUAGE_CODE.
+    language = models.CharField(_("language"), max_length=15, blank=True)
 
     objects = TaskQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = _("task")
+        verbose_name_plural = _("tasks")
         # Beside Django's view_task (the admin list and the staff live feed of every user's tasks):
         # acting on another user's task is granted on its own.
         permissions = [
-            ("cancel_task", "Can cancel any user's task"),
-            ("retry_task", "Can retry any user's task (starts a new one for its owner)"),
+            ("cancel_task", _("Can cancel any user's task")),
+            ("retry_task", _("Can retry any user's task (starts a new one for its owner)")),
         ]
         constraints = [
             # At most one unfinished task per user and kind: the database settles two launches
@@ -130,9 +139,13 @@ class Task(models.Model):
     @property
     def label(self) -> str:
         try:
-            return self.kind_spec.label
+            return str(self.kind_spec.label)  # a kind may give a lazy translation
         except UnknownTaskKind:
             return self.kind
+
+    def launch_language(self) -> AbstractContextManager[None]:
+        """`with task.launch_language():` what is written for the task reads in its launcher's language."""
+        return translation.override(self.language or settings.LANGUAGE_CODE)
 
     @property
     def is_finished(self) -> bool:

@@ -40,14 +40,19 @@ def default_queue() -> Queue:
     return django_rq.get_queue(live_settings.QUEUE, connection=redisclients.rq_connection(), commit_mode="auto")
 
 
-def task_job_enqueue(task_id: str, *, kind: TaskKind) -> Job:
-    """Enqueue the job of a task; the task id is the job id. Raises RedisError."""
+def task_job_enqueue(task_id: str, *, kind: TaskKind, language: str = "") -> Job:
+    """Enqueue the job of a task; the task id is the job id. Raises RedisError.
+
+    `language` (the task's) is what the job writes its detail and error in: passed with the job,
+    so the work horse need not read the row for it before it starts.
+    """
     queue = default_queue()
     # One pipeline, so saving the job and queueing it cost one round trip to Redis, not two.
     with queue.connection.pipeline() as pipe:
         job = queue.enqueue_call(
             TASK_JOB,
             args=(task_id,),
+            kwargs={"language": language} if language else None,
             job_id=task_id,
             timeout=kind.job_timeout(),
             # RQ keeps a failed job's record a year by default; a week is enough for operators.

@@ -15,6 +15,7 @@ import logging
 from datetime import timedelta
 
 from django.utils import timezone
+from django.utils.translation import gettext
 from rq.job import Job, JobStatus
 
 from .cleanup import task_cleanup
@@ -95,7 +96,10 @@ def _silent(job: Job) -> bool:
 
 def task_fail_worker_lost(task_id: str) -> bool:
     task = Task.objects.filter(pk=task_id).first()
-    return task is not None and task_mark_failed(task_id, error=worker_lost_error(task.label)) is not None
+    if task is None:
+        return False
+    with task.launch_language():
+        return task_mark_failed(task_id, error=worker_lost_error(task.label)) is not None
 
 
 def task_reconcile(task: Task, *, cleanup: bool = True) -> str | None:
@@ -105,6 +109,11 @@ def task_reconcile(task: Task, *, cleanup: bool = True) -> str | None:
     owes, which for an import may be a million staged posts to delete, stays with the scheduler's
     next pass, which finds the task by its `needs_cleanup` flag.
     """
+    with task.launch_language():
+        return _reconcile(task, cleanup=cleanup)
+
+
+def _reconcile(task: Task, *, cleanup: bool) -> str | None:
     task_id = str(task.id)
     job = task_job_fetch(task_id)
     # The status as read with the rest of the job (one HGETALL), not read again: a job that a worker
@@ -127,8 +136,8 @@ def task_reconcile(task: Task, *, cleanup: bool = True) -> str | None:
             kind = task.kind_spec
         except UnknownTaskKind:
             return _fail(task_id, kind_unavailable_error(), cleanup=cleanup)
-        task_job_enqueue(task_id, kind=kind)
-        task_set_detail(task_id, "Queued again after the job queue lost it.")
+        task_job_enqueue(task_id, kind=kind, language=task.language)
+        task_set_detail(task_id, gettext("Queued again after the job queue lost it."))
         return "requeued"
     if action is Do.CLEANUP:
         return "cleaned up" if cleanup and task_cleanup(task_id) else None

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext
 
 from .kinds import UnknownTaskKind
 from .models import Task
@@ -26,8 +27,8 @@ def task_url(task: Task) -> str:
 def task_status_display(task: Task) -> str:
     """The status in words; a success whose file the retention period deleted reads "Expired"."""
     if task.status == Task.Status.SUCCEEDED and task.expired_at is not None:
-        return "Expired"
-    return task.get_status_display()
+        return gettext("Expired")
+    return str(task.get_status_display())  # the label is a lazy translation
 
 
 def task_has_file(task: Task) -> bool:

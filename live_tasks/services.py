@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import get_language, gettext
 from redis.exceptions import RedisError
 
 from live_tasks.push.publish import publish_task_deleted
@@ -38,8 +39,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_ALREADY = {"succeeded": "has already finished", "failed": "has already failed", "cancelled": "was already cancelled"}
-
 
 class TaskAlreadyRunning(TaskError):
     """The user has an unfinished task of this kind: `task` is it."""
@@ -48,11 +47,13 @@ class TaskAlreadyRunning(TaskError):
     task: Task
 
     def __init__(self, task: Task) -> None:
-        super().__init__(f"You already have a {task.label.lower()} in progress.", task=task)
+        message = gettext("You already have a %(label)s in progress.") % {"label": task.label.lower()}
+        super().__init__(message, task=task)
 
     @property
     def notice(self) -> str:
-        return f"{self.message} Here it is."  # read on that task's page, not the one launched from
+        # Read on that task's page, not the one launched from.
+        return gettext("%(message)s Here it is.") % {"message": self.message}
 
 
 class TaskAlreadyFinished(TaskError):
@@ -60,7 +61,13 @@ class TaskAlreadyFinished(TaskError):
     task: Task
 
     def __init__(self, task: Task) -> None:
-        super().__init__(f"This {task.label.lower()} {_ALREADY.get(task.status, 'has already ended')}.", task=task)
+        messages = {
+            "succeeded": gettext("This %(label)s has already finished."),
+            "failed": gettext("This %(label)s has already failed."),
+            "cancelled": gettext("This %(label)s was already cancelled."),
+        }
+        message = messages.get(task.status, gettext("This %(label)s has already ended."))
+        super().__init__(message % {"label": task.label.lower()}, task=task)
 
 
 class TaskNotDeletable(TaskError):
@@ -71,10 +78,10 @@ class TaskNotDeletable(TaskError):
 
     def __init__(self, task: Task) -> None:
         if task.is_finished:
-            message = f"This {task.label.lower()} is still being cleaned up. Try again in a moment."
+            message = gettext("This %(label)s is still being cleaned up. Try again in a moment.")
         else:
-            message = f"This {task.label.lower()} is still in progress: cancel it first."
-        super().__init__(message, task=task)
+            message = gettext("This %(label)s is still in progress: cancel it first.")
+        super().__init__(message % {"label": task.label.lower()}, task=task)
 
 
 class QueueUnavailable(TaskError):
@@ -82,8 +89,8 @@ class QueueUnavailable(TaskError):
 
     status = 503
 
-    def __init__(self, message: str = "The background service is unavailable. Please try again in a minute.") -> None:
-        super().__init__(message)
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or gettext("The background service is unavailable. Please try again in a minute."))
 
 
 def task_start(
@@ -134,7 +141,7 @@ def _task_create(user: User, kind: str, params: dict[str, Any], input_file: Path
     guard = transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext()
     try:
         with guard:
-            task = Task.objects.create(user=user, kind=kind, params=params)
+            task = Task.objects.create(user=user, kind=kind, params=params, language=get_language() or "")
     except IntegrityError:
         existing = Task.objects.for_user(user).unfinished().of_kind(kind).first()
         if existing is None:  # it finished between our insert and this read: a retry will pass
@@ -154,7 +161,7 @@ def _task_create(user: User, kind: str, params: dict[str, Any], input_file: Path
 def _enqueue_or_withdraw(task: Task) -> None:
     task_announce(task)  # before the job exists: see task_announce
     try:
-        task_job_enqueue(str(task.id), kind=task.kind_spec)
+        task_job_enqueue(str(task.id), kind=task.kind_spec, language=task.language)
     except RedisError as exc:
         Task.objects.filter(pk=task.pk).delete()
         work_files_delete(task.id)
@@ -165,7 +172,8 @@ def _enqueue_or_withdraw(task: Task) -> None:
 
 def task_cancel(*, task: Task) -> Task:
     """Cancel a queued or running task: the row first (it is the truth), then the job."""
-    cancelled = task_mark_cancelled(task.id, detail=task.kind_spec.cancelled_detail)
+    with task.launch_language():
+        cancelled = task_mark_cancelled(task.id, detail=str(task.kind_spec.cancelled_detail))
     if cancelled is None:
         task.refresh_from_db()
         raise TaskAlreadyFinished(task)
@@ -227,7 +235,9 @@ def tasks_expire() -> int:
     expired = 0
     for task in Task.objects.expirable(before=before):
         name = task.file.name
-        if task_mark_expired(task.id):
+        with task.launch_language():
+            marked = task_mark_expired(task.id)
+        if marked:
             result_delete(name)
             expired += 1
     return expired

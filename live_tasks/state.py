@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import F
 from django.dispatch import Signal
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from live_tasks.push.publish import publish_task_update
 
@@ -91,7 +92,8 @@ def task_announce(task: Task) -> None:
     publish_task_update(user_id=task.user_id, task=task_to_dict(task), wait=False)
 
 
-def task_mark_running(task_id: TaskId, *, detail: str = "Starting…") -> Task | None:
+def task_mark_running(task_id: TaskId, *, detail: str | None = None) -> Task | None:
+    detail = gettext("Starting…") if detail is None else detail
     return _transition(task_id, "start", status=Status.RUNNING, started_at=timezone.now(), detail=detail)
 
 
@@ -131,7 +133,8 @@ def task_mark_failed(task_id: TaskId, *, error: str) -> Task | None:
     )
 
 
-def task_mark_cancelled(task_id: TaskId, *, detail: str = "Cancelled.") -> Task | None:
+def task_mark_cancelled(task_id: TaskId, *, detail: str | None = None) -> Task | None:
+    detail = gettext("Cancelled.") if detail is None else detail
     return _transition(
         task_id,
         "cancel",
@@ -151,5 +154,5 @@ def task_mark_expired(task_id: TaskId) -> Task | None:
         file="",
         file_size=None,
         expired_at=timezone.now(),
-        detail="The file was deleted after the retention period. Start a new one to get a fresh copy.",
+        detail=gettext("The file was deleted after the retention period. Start a new one to get a fresh copy."),
     )

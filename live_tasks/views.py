@@ -17,7 +17,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.translation import ngettext
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from .conf import live_settings
@@ -80,7 +80,7 @@ def task_launch_response(
     if wants_json(request):
         return JsonResponse(task_to_dict(task), status=202)
     # Worded to stay true after the task ends: the notice stays on this page, beside the live card.
-    messages.success(request, f"{task.label} started.")
+    messages.success(request, gettext("%(label)s started.") % {"label": task.label})
     return redirect(task_to_dict(task)["url"])
 
 
@@ -118,7 +118,7 @@ def task_cancel_view(request: AuthenticatedHttpRequest, task_id: str, kind: str 
         return task_error_response(request, error)
     if wants_json(request):
         return JsonResponse(task_to_dict(task))
-    messages.success(request, f"{task.label} cancelled.")
+    messages.success(request, gettext("%(label)s cancelled.") % {"label": task.label})
     return redirect(task_to_dict(task)["url"])
 
 
@@ -167,7 +167,7 @@ def task_delete_view(request: AuthenticatedHttpRequest, task_id: str, kind: str 
         return task_error_response(request, error)
     if wants_json(request):
         return JsonResponse({"deleted": str(task.id)})
-    messages.success(request, f"{task.label} deleted.")
+    messages.success(request, gettext("%(label)s deleted.") % {"label": task.label})
     return redirect(_list_url(request, task))
 
 

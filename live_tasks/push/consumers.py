@@ -29,6 +29,7 @@ import orjson
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.utils import timezone
+from django.utils.translation import gettext
 from redis.exceptions import RedisError
 
 from ..conf import live_settings
@@ -244,13 +245,13 @@ class SessionFeedConsumer(AsyncWebsocketConsumer):
         if self.ended:
             return None
         if bytes_data is not None or text_data is None:
-            return await self._reply_error("Binary frames are not supported.")
+            return await self._reply_error(gettext("Binary frames are not supported."))
         if len(text_data) > MAX_CLIENT_MESSAGE_CHARS:
-            return await self._reply_error("Message too large.")
+            return await self._reply_error(gettext("Message too large."))
         try:
             message = orjson.loads(text_data)
         except orjson.JSONDecodeError:
-            return await self._reply_error("Invalid JSON.")
+            return await self._reply_error(gettext("Invalid JSON."))
         kind = message.get("type") if isinstance(message, dict) else None
         if kind == "ping":
             if self._budgets["pong"].allow():
@@ -260,7 +261,7 @@ class SessionFeedConsumer(AsyncWebsocketConsumer):
             if self._budgets["snapshot"].allow() and await self._check_or_end():
                 await self.send_snapshot()
         else:
-            await self._reply_error("Unknown message type.")
+            await self._reply_error(gettext("Unknown message type."))
         return None
 
     async def _reply_error(self, error: str) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 from django import template
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext
 
 from ..conf import live_settings
 from ..models import Task
@@ -64,13 +65,17 @@ def task_json(task: Task) -> dict[str, Any]:
 
 
 @register.inclusion_tag("live_tasks/_task_list.html", takes_context=True)
-def task_list(
-    context: template.Context, kind: str = "", empty: str = "No tasks yet.", limit: int = 5
-) -> dict[str, Any]:
+def task_list(context: template.Context, kind: str = "", empty: str = "", limit: int = 5) -> dict[str, Any]:
     """{% task_list kind="import_posts" %}: the signed-in user's latest tasks of a kind, live."""
     request = context["request"]
     tasks = task_list_for_user(user=request.user, kind=kind or None, limit=limit)
-    return {"tasks": tasks, "kind": kind, "empty": empty, "request": request, "csrf_token": context.get("csrf_token")}
+    return {
+        "tasks": tasks,
+        "kind": kind,
+        "empty": empty or gettext("No tasks yet."),
+        "request": request,
+        "csrf_token": context.get("csrf_token"),
+    }
 
 
 def _as_datetime(value: datetime | str | None) -> datetime | None:
@@ -122,11 +127,13 @@ def duration_text(ms: float) -> str:
     """'under 0.1 s', '0.2 s', '9.9 s', '42 s', '3 min 5 s': live.js's formatDuration, to the letter."""
     tenths = _round(max(0.0, ms) / 100)
     if tenths == 0:
-        return "under 0.1 s"
+        return gettext("under 0.1 s")
     if tenths < 100:
-        return f"{tenths // 10}.{tenths % 10} s"
+        return gettext("%(seconds)s s") % {"seconds": f"{tenths // 10}.{tenths % 10}"}
     seconds = _round(ms / 1000)
-    return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60} s"
+    if seconds < 60:
+        return gettext("%(seconds)s s") % {"seconds": seconds}
+    return gettext("%(minutes)s min %(seconds)s s") % {"minutes": seconds // 60, "seconds": seconds % 60}
 
 
 @register.filter
@@ -137,11 +144,18 @@ def task_timing(task: dict[str, Any] | None) -> str:
         return ""
     elapsed = elapsed_ms(task["started_at"], task["finished_at"])
     if elapsed is None:
-        return "Waiting for a worker…" if task["status"] == Task.Status.QUEUED else ""
+        return gettext("Waiting for a worker…") if task["status"] == Task.Status.QUEUED else ""
     finished = task["status"] not in Task.UNFINISHED
-    text = f"{'Took' if finished else 'Elapsed'} {duration_text(elapsed)}"
+    text = (gettext("Took %(duration)s") if finished else gettext("Elapsed %(duration)s")) % {
+        "duration": duration_text(elapsed)
+    }
     progress = task["progress"]
     if task["status"] == Task.Status.RUNNING and 0 < progress < 100:
         left = _round(elapsed * (100 - progress) / progress)
-        text += " · under a second left" if left < 1000 else f" · about {duration_text(left)} left"
+        left_text = (
+            gettext("under a second left")
+            if left < 1000
+            else gettext("about %(duration)s left") % {"duration": duration_text(left)}
+        )
+        text += " · " + left_text
     return text

@@ -127,7 +127,7 @@ def test_each_action_needs_its_own_permission(db, client_for, tasks, queue, djan
     cancelling = client_for(StaffFactory(permissions=["view_task", "cancel_task"]))
     page = cancelling.get(CHANGELIST).content.decode()
     assert 'value="cancel_tasks"' in page and 'value="retry_tasks"' not in page
-    assert b"Cancelled 1 task(s)." in _act(cancelling, "cancel_tasks", tasks["alice_running"]).content
+    assert b"Cancelled 1 task." in _act(cancelling, "cancel_tasks", tasks["alice_running"]).content
     assert Task.objects.get(pk=tasks["alice_running"].pk).status == Task.Status.CANCELLED
     assert b"No action selected." in _act(cancelling, "retry_tasks", tasks["alice_failed"]).content
 
@@ -135,7 +135,7 @@ def test_each_action_needs_its_own_permission(db, client_for, tasks, queue, djan
     page = retrying.get(CHANGELIST).content.decode()
     assert 'value="retry_tasks"' in page and 'value="cancel_tasks"' not in page
     with django_capture_on_commit_callbacks(execute=True):
-        assert b"Started 1 new task(s)." in _act(retrying, "retry_tasks", tasks["alice_failed"]).content
+        assert b"Started 1 new task." in _act(retrying, "retry_tasks", tasks["alice_failed"]).content
     assert Task.objects.filter(user=tasks["alice_failed"].user, status=Task.Status.QUEUED).count() == 1
 
 

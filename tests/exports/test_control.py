@@ -278,13 +278,13 @@ def test_staff_cancel_and_retry_from_the_admin(user, queue, client_for, django_c
     url = reverse("admin:live_tasks_task_changelist")
 
     response = admin_client.post(url, {"action": "cancel_tasks", "_selected_action": [task.id]}, follow=True)
-    assert b"Cancelled 1 task(s)." in response.content
+    assert b"Cancelled 1 task." in response.content
     task.refresh_from_db()
     assert task.status == Task.Status.CANCELLED
 
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(url, {"action": "retry_tasks", "_selected_action": [task.id]}, follow=True)
-    assert b"Started 1 new task(s)." in response.content
+    assert b"Started 1 new task." in response.content
     retried = Task.objects.exclude(pk=task.pk).get()
     assert retried.user == user and retried.kind == task.kind and retried.status == Task.Status.QUEUED
     assert queue.job_ids == [str(retried.id)]

@@ -85,11 +85,11 @@ def test_the_admin_cancels_and_retries_through_the_tasks_own_kind(queue, client_
     response = client.post(
         "/admin/live_tasks/task/", {"action": "cancel_tasks", "_selected_action": [running.id]}, follow=True
     )
-    assert b"Cancelled 1 task(s)." in response.content
+    assert b"Cancelled 1 task." in response.content
     response = client.post(
         "/admin/live_tasks/task/", {"action": "retry_tasks", "_selected_action": [running.id]}, follow=True
     )
-    assert b"Started 1 new task(s)." in response.content
+    assert b"Started 1 new task." in response.content
     retried = Task.objects.exclude(pk=running.pk).get()
     assert (retried.user, retried.kind, retried.params, retried.status) == (owner, TEST_STEPS, {"steps": 7}, "queued")
     assert task_job_fetch(str(retried.id)) is not None, "its job is queued"

@@ -151,7 +151,7 @@ def test_a_failed_run_sends_finished_failed_once(heard, queue):
 def test_a_cancel_sends_finished_cancelled_once_and_the_stop_callback_adds_none(heard, queue):
     task = task_start(user=UserFactory(), kind=TEST_STEPS)
     task_cancel(task=task)
-    task_job_stopped(SimpleNamespace(id=str(task.id)), None)  # the worker's callback after a stop
+    task_job_stopped(SimpleNamespace(id=str(task.id), kwargs={}), None)  # the worker's callback after a stop
     run_queued_jobs(queue)  # nothing left to run
 
     assert names(heard) == ["enqueued", "finished"]

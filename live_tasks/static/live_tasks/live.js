@@ -19,6 +19,14 @@
   const CLOSE_UNAUTHENTICATED = 4401; // the session ended or changed: retry once, then stop
   const CLOSE_TOO_MANY_SOCKETS = 4429; // newer pages of this user took this one's place: stop
 
+  /* Words a person reads go through Django's JavaScript catalog ({% live_tasks_script %} loads it
+   * first): `_("…")`, `ngettext` and `format("…%(name)s…", { name })`, which fills the names as
+   * the catalog's interpolate does. A page without the catalog reads English. */
+  const _ = (text) => (window.gettext ? window.gettext(text) : text);
+  const ngettext = (one, many, count) =>
+    window.ngettext ? window.ngettext(one, many, count) : count === 1 ? one : many;
+  const format = (text, values) => text.replace(/%\((\w+)\)s/g, (_match, name) => String(values[name]));
+
   const isFinished = (task) => task.status !== "queued" && task.status !== "running";
 
   // One format for every time on every page: the reader's locale and zone, to the second.
@@ -47,15 +55,15 @@
 
   /* As Django's filesizeformat, so that a size pushed live reads like one rendered by the server. */
   const formatSize = (bytes) => {
-    if (bytes < 1024) return `${bytes} byte${bytes === 1 ? "" : "s"}`;
-    const units = ["KB", "MB", "GB", "TB"];
+    if (bytes < 1024) return format(ngettext("%(size)s byte", "%(size)s bytes", bytes), { size: bytes });
+    const units = [_("%(size)s KB"), _("%(size)s MB"), _("%(size)s GB"), _("%(size)s TB")];
     let value = bytes / 1024;
     let unit = 0;
     while (value >= 1024 && unit < units.length - 1) {
       value /= 1024;
       unit += 1;
     }
-    return `${value.toFixed(1)} ${units[unit]}`;
+    return format(units[unit], { size: value.toFixed(1) });
   };
 
   /* Durations read the same here as in the server's rendering (live_tasks/templatetags/live_tasks.py,
@@ -63,10 +71,11 @@
    * under a minute, then minutes and seconds. Both round whole milliseconds the same way. */
   const formatDuration = (ms) => {
     const tenths = Math.round(Math.max(0, ms) / 100);
-    if (tenths === 0) return "under 0.1 s";
-    if (tenths < 100) return `${Math.floor(tenths / 10)}.${tenths % 10} s`;
+    if (tenths === 0) return _("under 0.1 s");
+    if (tenths < 100) return format(_("%(seconds)s s"), { seconds: `${Math.floor(tenths / 10)}.${tenths % 10}` });
     const s = Math.round(ms / 1000);
-    return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
+    if (s < 60) return format(_("%(seconds)s s"), { seconds: s });
+    return format(_("%(minutes)s min %(seconds)s s"), { minutes: Math.floor(s / 60), seconds: s % 60 });
   };
 
   const elapsedMs = (task) => {
@@ -77,12 +86,18 @@
   const durationText = (task) => (task.started_at ? formatDuration(elapsedMs(task)) : "—");
 
   const timingText = (task) => {
-    if (!task.started_at) return task.status === "queued" ? "Waiting for a worker…" : "";
+    if (!task.started_at) return task.status === "queued" ? _("Waiting for a worker…") : "";
     const elapsed = elapsedMs(task);
-    let text = `${isFinished(task) ? "Took" : "Elapsed"} ${formatDuration(elapsed)}`;
+    let text = format(isFinished(task) ? _("Took %(duration)s") : _("Elapsed %(duration)s"), {
+      duration: formatDuration(elapsed),
+    });
     if (task.status === "running" && task.progress > 0 && task.progress < 100) {
       const left = Math.round((elapsed * (100 - task.progress)) / task.progress);
-      text += left < 1000 ? " · under a second left" : ` · about ${formatDuration(left)} left`;
+      const leftText =
+        left < 1000
+          ? _("under a second left")
+          : format(_("about %(duration)s left"), { duration: formatDuration(left) });
+      text += ` · ${leftText}`;
     }
     return text;
   };
@@ -294,7 +309,9 @@
       for (const node of document.querySelectorAll(byId(id))) {
         const card = node.closest(".task-card");
         if (card) {
-          card.replaceChildren(Object.assign(document.createElement("p"), { textContent: "This task was deleted." }));
+          card.replaceChildren(
+            Object.assign(document.createElement("p"), { textContent: _("This task was deleted.") }),
+          );
           continue;
         }
         const row = node.closest("[data-task-row]") || node;
