@@ -6,7 +6,7 @@ export REDIS_URL ?= redis://127.0.0.1:6379/0
 export PATH := $(BIN):$(PATH)
 
 
-.PHONY: run test test-postgres test-django61 install install-dev redis browser proxy migrate demo lint typecheck format migrations-check bench clean
+.PHONY: run test test-postgres test-django61 install install-dev redis browser proxy migrate demo lint typecheck format migrations-check docs messages bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -78,7 +78,8 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-# Every check that fails CI before the tests run (.ci/run): ruff, mypy, Biome.
+# The code checks that fail CI before the tests run (.ci/run; `make docs` and `make migrations-check`
+# come next): ruff, mypy, Biome.
 lint: install-dev node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -98,8 +99,29 @@ format: install-dev node_modules/.installed
 migrations-check: install
 	SECRET_KEY=check $(BIN)/python manage.py makemigrations --check --dry-run
 
+# The docs site (mkdocs.yml: docs/ and CHANGELOG.md) into site/, in a virtualenv of its own. Strict:
+# any warning (a broken link or anchor, a page left out of the nav) fails it. Built, not published.
+VENVDOCS := .venv-docs
+
+$(VENVDOCS)/.installed: requirements-docs.txt
+	$(PYTHON) -m venv $(VENVDOCS)
+	$(VENVDOCS)/bin/pip install --quiet --upgrade pip
+	$(VENVDOCS)/bin/pip install --quiet -r requirements-docs.txt
+	@touch $@
+
+docs: $(VENVDOCS)/.installed
+	$(VENVDOCS)/bin/mkdocs build --strict --site-dir site
+
+# The library's catalogs after its strings changed: extract them into live_tasks/locale/*/ (Python,
+# templates, then live.js), translate the new entries, then compile (the .mo files ship in the wheel).
+# Needs GNU gettext (Debian's `gettext`).
+messages: install
+	cd live_tasks && SECRET_KEY=messages $(BIN)/python ../manage.py makemessages --all --no-obsolete
+	cd live_tasks && SECRET_KEY=messages $(BIN)/python ../manage.py makemessages --all --no-obsolete -d djangojs
+	cd live_tasks && SECRET_KEY=messages $(BIN)/python ../manage.py compilemessages
+
 clean:
-	rm -rf $(VENV) $(VENV61) staticfiles test-output .pytest_cache .ruff_cache .mypy_cache node_modules
+	rm -rf $(VENV) $(VENV61) $(VENVDOCS) site staticfiles test-output .pytest_cache .ruff_cache .mypy_cache node_modules
 
 $(VENV)/.installed-bench: requirements.txt requirements-dev.txt requirements-bench.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-bench.txt

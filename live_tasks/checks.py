@@ -3,7 +3,7 @@
 The ids are `live_tasks.E001`... (the library's label to be), stable once published: a site may
 silence one with SILENCED_SYSTEM_CHECKS, as a test settings file does for the in-memory layer
 (live_tasks.E004). `rqworker`, `migrate` and `runserver` run these checks and stop on an error,
-so a worker never starts without its heartbeat. The README's "System checks" table lists them.
+so a worker never starts without its heartbeat. docs/api.md ("System checks") lists them.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A task's files: its input (an upload), its output while being written, and its stored result.
 
-Work files live in TASK_WORK_DIR, named by task id so that cleanup never has to guess; that
+Work files live in LIVE_TASKS["WORK_DIR"], named by task id so that cleanup never has to guess; that
 directory is shared by the web processes and the workers, and is never served to anyone. An upload
 is received there as `upload-<uuid>.part` before any task owns it; one that a killed web process
 left behind is swept by the scheduler.

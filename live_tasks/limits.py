@@ -1,8 +1,8 @@
 """What a launch must pass before a task is recorded, for every kind: the launch rate and the quota.
 
-- At most TASK_LAUNCH_LIMIT launches per user in each TASK_LAUNCH_WINDOW_SECONDS (every attempt
+- At most LIVE_TASKS["LAUNCH_LIMIT"] launches per user in each LIVE_TASKS["LAUNCH_WINDOW_SECONDS"] (every attempt
   counts, refused ones included), counted in Redis so that every web process shares the count.
-- Stored result files (an export's JSON) of one user stay under TASK_RESULT_QUOTA_BYTES: a
+- Stored result files (an export's JSON) of one user stay under LIVE_TASKS["RESULT_QUOTA_BYTES"]: a
   launch is refused when what the user stores now plus the size of their largest stored result of
   the same kind (a safe guess of what this one will store) would pass it. With one unfinished task
   per user and kind, a user can pass the quota by at most one result, and only on a first run.

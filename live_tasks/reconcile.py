@@ -2,7 +2,7 @@
 
 RQ on its own notices a whole killed worker only when the job's heartbeat key expires and some
 worker's maintenance pass runs (up to ~11 minutes). Our workers heartbeat every
-WORKER_JOB_HEARTBEAT_SECONDS, and this check, run every TASK_RECONCILE_INTERVAL_SECONDS by the
+LIVE_TASKS["JOB_HEARTBEAT_SECONDS"], and this check, run every LIVE_TASKS["RECONCILE_INTERVAL_SECONDS"] by the
 scheduler (live_tasks/scheduler.py) and on demand when a user relaunches, ends such a task within
 about half a minute, re-enqueues a queued task whose job Redis lost (with its own kind's job),
 and finishes the cleanup of failed and cancelled tasks.

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
+from django.utils.translation import gettext
 from rq.timeouts import JobTimeoutException
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
@@ -38,7 +39,10 @@ def with_retries(
         error = state.outcome.exception() if state.outcome else None
         logger.warning("Task %s: %s failed (%r); retrying", progress.task_id, step, error)
         sleep = state.next_action.sleep if state.next_action else 0
-        progress.say(f"Retrying {step} in {sleep:.0f} s (attempt {state.attempt_number + 1} of {attempts})…")
+        progress.say(
+            gettext("Retrying %(step)s in %(seconds)s s (attempt %(attempt)s of %(attempts)s)…")
+            % {"step": step, "seconds": f"{sleep:.0f}", "attempt": state.attempt_number + 1, "attempts": attempts}
+        )
 
     try:
         for attempt in Retrying(

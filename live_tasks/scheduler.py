@@ -1,6 +1,6 @@
 """The scheduler: the safety net and the periodic upkeep, run in this process on a timer.
 
-`python manage.py task_scheduler` runs it: the safety net every TASK_RECONCILE_INTERVAL_SECONDS,
+`python manage.py task_scheduler` runs it: the safety net every LIVE_TASKS["RECONCILE_INTERVAL_SECONDS"],
 result expiry, the pruning of old task rows and the sweep of orphaned upload files hourly. It does
 the work itself instead of enqueueing jobs, so the safety net never waits in the job queue behind
 the work it guards, and it keeps going through any outage: a pass that fails (Redis or the database

@@ -247,7 +247,7 @@ PRUNE_BATCH = 500
 
 
 def tasks_delete_old() -> int:
-    """Delete finished tasks older than TASK_ROW_RETENTION_DAYS, their files and their RQ records.
+    """Delete finished tasks older than LIVE_TASKS["ROW_RETENTION_DAYS"], their files and their RQ records.
 
     In batches, so that a large backlog neither holds a long transaction nor one huge Redis call.
     The RQ records go first: a task whose records could not be deleted (Redis away) is kept for

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 task_enqueued = Signal()
 task_started = Signal()
-task_progress = Signal()  # at most once per TASK_PROGRESS_INTERVAL: it follows the throttled writes
+task_progress = Signal()  # at most once per LIVE_TASKS["PROGRESS_INTERVAL"]: it follows the throttled writes
 task_finished = Signal()
 
 

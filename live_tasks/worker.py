@@ -60,7 +60,7 @@ def warm_up() -> None:
 class TaskWorker(Worker):
     """RQ's forking worker, plus two things the task rows need.
 
-    - Running jobs heartbeat every WORKER_JOB_HEARTBEAT_SECONDS instead of every 30 s, so the
+    - Running jobs heartbeat every LIVE_TASKS["JOB_HEARTBEAT_SECONDS"] instead of every 30 s, so the
       safety net (live_tasks/reconcile.py) tells a lost worker from a slow one within seconds.
     - When a work horse dies (OOM killer, SIGKILL) its task is ended at once, here in the parent,
       and cleaned up: the horse was the only writer.

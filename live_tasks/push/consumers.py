@@ -7,9 +7,9 @@ class does the rest, the same for every feed (docs/protocol.md):
   feed's groups and the control groups of its session and its user (live_tasks/push/groups.py);
 - it re-checks its session (live_tasks/push/sessions.py) when told to (a logout, a password change,
   a deactivation...: live_tasks/push/revocation.py), before answering a snapshot request, at the
-  session's expiry date, and every LIVE_SESSION_RECHECK_SECONDS (with jitter) for changes made
+  session's expiry date, and every LIVE_TASKS["SESSION_RECHECK_SECONDS"] (with jitter) for changes made
   behind Django's back; a failed check closes it with 4401 and nothing more is sent on it;
-- at most LIVE_SOCKETS_PER_USER sockets per user over all daphnes: past it the oldest is closed
+- at most LIVE_TASKS["SOCKETS_PER_USER"] sockets per user over all daphnes: past it the oldest is closed
   with 4429, on which live.js does not reconnect, so that tabs do not evict each other in a loop;
 - answers to client messages (pong, snapshot, error) are rate-limited per kind.
 """
@@ -235,7 +235,7 @@ class SessionFeedConsumer(AsyncWebsocketConsumer):
             await self._end(CLOSE_UNAUTHENTICATED)
 
     async def socket_evict(self, event: dict[str, Any]) -> None:
-        """Sent by a newer socket of the same user that went over LIVE_SOCKETS_PER_USER."""
+        """Sent by a newer socket of the same user that went over LIVE_TASKS["SOCKETS_PER_USER"]."""
         self._registration = None  # already removed from the set
         await self._end(CLOSE_TOO_MANY_SOCKETS)
 

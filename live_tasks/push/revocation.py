@@ -9,7 +9,7 @@ views and any `user.save()` all revoke the same way:
   4401, the others (another still-valid session, a re-keyed one on its retry) carry on.
 
 Changes made behind Django's back (SQL, an expired session) are caught by each socket's periodic
-re-check instead (LIVE_SESSION_RECHECK_SECONDS).
+re-check instead (LIVE_TASKS["SESSION_RECHECK_SECONDS"]).
 """
 
 from __future__ import annotations

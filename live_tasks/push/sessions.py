@@ -1,7 +1,7 @@
 """Is a live socket's session still good? The same test Django applies to each HTTP request.
 
 A socket is authenticated once, at its handshake, but lives for hours. Its consumer asks this
-again when told to (a logout, a password change...) and every LIVE_SESSION_RECHECK_SECONDS.
+again when told to (a logout, a password change...) and every LIVE_TASKS["SESSION_RECHECK_SECONDS"].
 Unlike django.contrib.auth.get_user it only reads: it never flushes or re-keys a session.
 """
 
