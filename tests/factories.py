@@ -1,45 +1,26 @@
+"""The site's users, posts and tasks for tests; users and staff are the library tests' own."""
+
 from __future__ import annotations
 
 import factory
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.http import HttpRequest
 from django.test import Client
 
-from live_tasks.models import Task
 from posts.models import Post
 
-PASSWORD = "correct horse battery staple"
+from .library.helpers import PASSWORD, StaffFactory, UserFactory
+from .library.helpers import TaskFactory as LibraryTaskFactory
 
-
-class UserFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = get_user_model()
-        skip_postgeneration_save = True
-
-    username = factory.Sequence(lambda n: f"user{n}")
-    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
-    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
-
-    @factory.post_generation
-    def save_password(obj, create, extracted, **kwargs):
-        if create:
-            obj.save()
-
-
-class StaffFactory(UserFactory):
-    """A staff account with the task permissions named (codenames of live_tasks.Task: "view_task",
-    "cancel_task", "retry_task"); by default it may watch every task and nothing more."""
-
-    is_staff = True
-
-    @factory.post_generation
-    def permissions(obj, create, extracted, **kwargs):
-        if create:
-            codenames = ["view_task"] if extracted is None else extracted
-            obj.user_permissions.add(
-                *Permission.objects.filter(content_type__app_label="live_tasks", codename__in=codenames)
-            )
+__all__ = [
+    "PASSWORD",
+    "PostFactory",
+    "StaffFactory",
+    "TaskFactory",
+    "UserFactory",
+    "login",
+    "session_cookie_for",
+    "signed_in_client",
+]
 
 
 class PostFactory(factory.django.DjangoModelFactory):
@@ -50,11 +31,7 @@ class PostFactory(factory.django.DjangoModelFactory):
     body = factory.Sequence(lambda n: f"Post number {n}")
 
 
-class TaskFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = Task
-
-    user = factory.SubFactory(UserFactory)
+class TaskFactory(LibraryTaskFactory):
     kind = "export_posts"
 
 
@@ -67,8 +44,8 @@ def login(client, username: str, password: str = PASSWORD) -> bool:
 
 
 def signed_in_client(user, **kwargs) -> Client:
-    """The one quick way in for tests: a test client with `user`'s session (the login form itself
-    is tested in tests/accounts and tests/e2e)."""
+    """The one quick way in for tests: a test client with `user`'s session, through django-axes as
+    the site's login does (the login form itself is tested in tests/accounts and tests/e2e)."""
     client = Client(**kwargs)
     assert login(client, user.username)
     return client

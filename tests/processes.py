@@ -1,9 +1,10 @@
-"""Helpers for tests (and benchmarks) that run the real programs: `rqworker`, `daphne`, a captured SMTP server."""
+"""Helpers for the site's tests (and benchmarks) that run the real programs: the library tests'
+(`rqworker`, `task_scheduler`, `daphne`, waiting for events) on the site's test settings, and the
+site's own (the email worker, a captured SMTP server, a slow or a private Redis, an HTTP session)."""
 
 from __future__ import annotations
 
 import email
-import os
 import socket
 import subprocess
 import sys
@@ -11,34 +12,53 @@ import threading
 import time
 from contextlib import contextmanager, suppress
 from email.message import Message
-from pathlib import Path
 from typing import Any
 
-from django.db import connection
+from .library.helpers import (
+    CEILING,
+    ROOT,
+    daphne,
+    free_port,
+    running,
+    scheduler,
+    wait_for_log,
+    wait_for_port,
+    wait_for_task,
+    wait_until,
+    worker,
+)
+from .library.helpers import child_env as library_child_env
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = [
+    "CEILING",
+    "ROOT",
+    "CapturedSMTP",
+    "HttpSession",
+    "RedisServer",
+    "SlowProxy",
+    "StalledServer",
+    "child_env",
+    "daphne",
+    "email_worker",
+    "free_port",
+    "run_burst_worker",
+    "running",
+    "scheduler",
+    "wait_for_log",
+    "wait_for_port",
+    "wait_for_task",
+    "wait_until",
+    "worker",
+]
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    """The environment for a child process: the same settings, on the *test* database."""
-    env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings", PYTHONUNBUFFERED="1", TESTS_CHILD_PROCESS="1")
-    # Importing project.asgi here (tests/live.py does) sets DATABASE_POOL for daphne; a worker must
+    """The environment for a child process: the site's test settings, on the *test* database."""
+    env = library_child_env(DJANGO_SETTINGS_MODULE="tests.settings", **extra)
+    # Importing project.asgi here (a LiveFeed does) sets DATABASE_POOL for daphne; a worker must
     # not inherit it (daphne's children set it again themselves).
-    env.pop("DATABASE_POOL", None)
-    settings_dict = connection.settings_dict
-    if settings_dict["ENGINE"].endswith("sqlite3"):
-        env["DATABASE_URL"] = f"sqlite:///{settings_dict['NAME']}"
-    else:
-        user, host, port = settings_dict["USER"], settings_dict["HOST"], settings_dict["PORT"]
-        password = f":{settings_dict['PASSWORD']}" if settings_dict["PASSWORD"] else ""
-        env["DATABASE_URL"] = f"postgres://{user}{password}@{host}:{port}/{settings_dict['NAME']}"
-    env.update(extra)
+    if "DATABASE_POOL" not in extra:
+        env.pop("DATABASE_POOL", None)
     return env
 
 
@@ -54,66 +74,11 @@ def run_burst_worker(env: dict[str, str], timeout: float = 120) -> subprocess.Co
     )
 
 
-def wait_for_port(port: int, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
-
-
-@contextmanager
-def running(args: list[str], env: dict[str, str], log_name: str, new_session: bool = False):
-    """Run a long-lived child (daphne, a worker) for the duration of a `with` block."""
-    out_dir = Path(env.get("TEST_OUTPUT_DIR", ROOT / "test-output"))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / f"{log_name}.log", "w") as log:
-        proc = subprocess.Popen(
-            args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=new_session
-        )
-        try:
-            yield proc
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-@contextmanager
-def daphne(env: dict[str, str], port: int | None = None, app: str = "project.asgi:application"):
-    """daphne serving `app` (the project's by default; the benchmarks serve a baseline too)."""
-    port = port or free_port()
-    args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
-    with running(args, env, f"daphne-{port}") as proc:
-        wait_for_port(port)
-        yield port, proc
-
-
-@contextmanager
-def worker(env: dict[str, str], name: str = "worker"):
-    """`manage.py rqworker default` in its own process group, so a test can kill it whole."""
-    with running([sys.executable, "manage.py", "rqworker", "default"], env, name, new_session=True) as proc:
-        yield proc
-
-
 @contextmanager
 def email_worker(env: dict[str, str], name: str = "email-worker"):
     """The account emails' worker, as the Procfile runs it: RQ's plain worker on the "email" queue."""
     args = [sys.executable, "manage.py", "rqworker", "email", "--worker-class", "rq.Worker"]
     with running(args, env, name, new_session=True) as proc:
-        yield proc
-
-
-@contextmanager
-def scheduler(env: dict[str, str], name: str = "scheduler"):
-    """`manage.py task_scheduler`: the safety net and the periodic upkeep, in its own process."""
-    with running([sys.executable, "manage.py", "task_scheduler"], env, name) as proc:
         yield proc
 
 
@@ -320,34 +285,3 @@ class HttpSession:
             + f"\r\n--{boundary}--\r\n".encode()
         )
         return self.request("POST", path, body=body, content_type=f"multipart/form-data; boundary={boundary}", **kwargs)
-
-
-# A generous ceiling for waiting on an event: tests assert their bounds on the measured time.
-CEILING = 120
-
-
-def wait_until(predicate: Any, timeout: float = CEILING, interval: float = 0.1) -> Any:
-    """Poll until `predicate()` is truthy and return its value; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"not within {timeout}s"
-        time.sleep(interval)
-    return value
-
-
-def wait_for_log(path: Path, text: str, timeout: float = CEILING) -> None:
-    """Wait until a child's log holds `text`."""
-    wait_until(lambda: text in path.read_text(errors="replace"), timeout)
-
-
-def wait_for_task(task_id, predicate, timeout: float):
-    """Poll the task's row until `predicate(task)` holds; fail after `timeout` seconds (a ceiling, not a bound)."""
-    from live_tasks.models import Task
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        task = Task.objects.get(pk=task_id)
-        if predicate(task):
-            return task
-        time.sleep(0.05)
-    raise AssertionError(f"task {task_id} did not get there in {timeout}s: {Task.objects.get(pk=task_id).__dict__}")

@@ -42,8 +42,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not :memory:, so that worker and daphne processes started by tests can open it.
     DATABASES["default"]["TEST"] = {"NAME": str(_OUT / "test-db.sqlite3")}
 
-# A kind of task that exists only in the tests (tests/taskkinds), in this process and the workers.
-INSTALLED_APPS = [*INSTALLED_APPS, "tests.taskkinds.apps.TestKindsConfig"]  # noqa: F405
+# A kind of task that exists only in the tests (tests/library/testapp), in this process and the workers.
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.library.testapp.apps.TestKindsConfig"]  # noqa: F405
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405

@@ -15,8 +15,7 @@ import time
 import pytest
 
 from live_tasks.models import Task
-from tests.factories import UserFactory
-from tests.live import session_cookie_for
+from tests.factories import UserFactory, session_cookie_for
 from tests.processes import CEILING, HttpSession, child_env, daphne, scheduler, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -14,8 +14,7 @@ from websockets.asyncio.client import connect
 
 from live_tasks.models import Task
 from posts.models import Post
-from tests.factories import PostFactory, UserFactory
-from tests.live import session_cookie_for
+from tests.factories import PostFactory, UserFactory, session_cookie_for
 from tests.processes import HttpSession, child_env, daphne, wait_for_task, worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -22,14 +22,12 @@ from live_tasks.models import Task
 from posts.models import PendingBatch, Post
 from tests.exports.test_faults import WORKER_LOST_BOUND_SECONDS
 from tests.factories import PostFactory, UserFactory
+from tests.library.helpers import HORSE_GONE_BOUND_SECONDS, gone
 from tests.processes import CEILING, child_env, scheduler, wait_until, worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 IMPORT_POSTS = 1_000_000
-# A horse is killed by the kernel the moment its worker dies (PR_SET_PDEATHSIG); the margin is
-# for a loaded machine to deliver the signal and the test to see it.
-HORSE_GONE_BOUND_SECONDS = 5
 KILL_AFTER_STAGED = 20_000
 
 
@@ -50,13 +48,6 @@ def big_import_file(name: str, count: int = IMPORT_POSTS):
                 out.write(",")
         out.write("]}")
     return path
-
-
-def gone(process: psutil.Process) -> bool:
-    try:
-        return process.status() == psutil.STATUS_ZOMBIE  # dead, not yet reaped by its new parent
-    except psutil.NoSuchProcess:
-        return True
 
 
 def watch_until_cleaned_up(task_id, horse: psutil.Process, killed_at: float, user) -> tuple[Task, float, set[int]]:

@@ -16,8 +16,9 @@ from rq.job import JobStatus
 from live_tasks.models import Task
 from live_tasks.queue import TASK_JOB, task_job_enqueue, task_job_fetch
 from live_tasks.reconcile import tasks_reconcile
-from tests.factories import TaskFactory
-from tests.taskkinds.kinds import TEST_STEPS, cleanup_marker, test_steps
+
+from .helpers import TaskFactory
+from .testapp.kinds import TEST_STEPS, cleanup_marker, test_steps
 
 LOST = "The worker running this test steps stopped unexpectedly (worker lost). Please start it again."
 UNEXPECTED = "The test steps failed unexpectedly. Please try again; the team has the details."

@@ -9,7 +9,8 @@ import pytest
 
 from live_tasks import task_to_dict
 from live_tasks.templatetags.live_tasks import duration_text, elapsed_ms, task_timing
-from tests.factories import TaskFactory
+
+from .helpers import TaskFactory
 
 T0 = datetime(2026, 11, 24, 10, 26, 3, 123999, tzinfo=UTC)
 

@@ -18,7 +18,8 @@ from live_tasks.state import (
     task_set_detail,
     task_set_progress,
 )
-from tests.factories import TaskFactory
+
+from .helpers import TaskFactory
 
 CALLS = {
     "start": lambda task_id: task_mark_running(task_id),

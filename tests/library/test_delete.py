@@ -4,16 +4,19 @@ tasks are refused, and every open page is told (a `task_deleted` message, docs/p
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
 from django.core.files.storage import default_storage
+from django.shortcuts import resolve_url
 from django.test import Client
 from django.utils import timezone
 from rq import SimpleWorker
 
+from live_tasks.conf import live_settings
 from live_tasks.models import Task
 from live_tasks.services import TaskNotDeletable, task_delete, task_start, tasks_delete_finished
-from tests.factories import StaffFactory, TaskFactory, UserFactory
-from tests.live import LiveFeed
-from tests.taskkinds.kinds import TEST_STEPS
+
+from .helpers import LiveFeed, StaffFactory, TaskFactory, UserFactory
+from .testapp.kinds import TEST_STEPS
 
 JSON = {"HTTP_ACCEPT": "application/json"}
 
@@ -33,7 +36,7 @@ def test_deleting_a_finished_task_removes_its_file_and_every_open_page_is_told(q
     assert task.file_size == len(f"the result of {task.id}"), "the size is recorded when it succeeds"
     stored = task.file.name
 
-    with LiveFeed(user) as owner_page, LiveFeed(staff, path="/ws/notifications/?scope=all") as admin_page:
+    with LiveFeed(user) as owner_page, LiveFeed(staff, path=f"{live_settings.WEBSOCKET_PATH}?scope=all") as admin_page:
         response = client_for(user).post(f"/tasks/{task.id}/delete/", {"next": "/tasks/"})
         removed = {"type": "task_deleted", "id": str(task.id)}
         owner_page.wait_for(lambda m: m == removed)
@@ -43,13 +46,6 @@ def test_deleting_a_finished_task_removes_its_file_and_every_open_page_is_told(q
     assert not Task.objects.filter(pk=task.pk).exists()
     assert not default_storage.exists(stored)
     assert client_for(user).get(f"/tasks/{task.id}/").status_code == 404
-
-
-def test_a_deleted_tasks_page_sends_the_user_to_its_kinds_list(user, user_client):
-    task = TaskFactory(user=user, status=Task.Status.FAILED, finished_at=timezone.now())
-    response = user_client.post(f"/exports/{task.id}/delete/")  # from its own page: no `next`
-    assert response.status_code == 302 and response["Location"] == "/exports/"
-    assert "Posts export deleted." in user_client.get("/exports/").content.decode()
 
 
 @pytest.mark.parametrize("status", [Task.Status.QUEUED, Task.Status.RUNNING])
@@ -80,37 +76,9 @@ def test_another_users_task_cannot_be_deleted(user, client_for):
 
 def test_delete_and_clear_need_a_signed_in_post_with_a_csrf_token(user, client_for):
     task = TaskFactory(user=user, status=Task.Status.FAILED, finished_at=timezone.now())
-    assert Client().post(f"/tasks/{task.id}/delete/")["Location"].startswith("/accounts/login/")
+    assert Client().post(f"/tasks/{task.id}/delete/")["Location"].startswith(resolve_url(settings.LOGIN_URL))
     strict = client_for(user, enforce_csrf_checks=True)
     assert strict.post(f"/tasks/{task.id}/delete/").status_code == 403
     assert strict.post("/tasks/delete-finished/").status_code == 403
     assert client_for(user).get(f"/tasks/{task.id}/delete/").status_code == 405
     assert Task.objects.filter(pk=task.pk).exists()
-
-
-def test_clear_finished_deletes_the_finished_ones_of_a_kind_only(user, user_client):
-    done = timezone.now()
-    failed = TaskFactory(user=user, status=Task.Status.FAILED, finished_at=done)
-    succeeded = TaskFactory(user=user, status=Task.Status.SUCCEEDED, finished_at=done)
-    running = TaskFactory(user=user, status=Task.Status.RUNNING)
-    other_kind = TaskFactory(user=user, kind=TEST_STEPS, status=Task.Status.FAILED, finished_at=done)
-    theirs = TaskFactory(status=Task.Status.FAILED, finished_at=done)
-
-    response = user_client.post("/tasks/delete-finished/", {"kind": "export_posts", "next": "/exports/"})
-
-    assert response.status_code == 302 and response["Location"] == "/exports/"
-    assert not Task.objects.filter(pk__in=[failed.pk, succeeded.pk]).exists()
-    assert set(Task.objects.values_list("pk", flat=True)) == {running.pk, other_kind.pk, theirs.pk}
-    assert "Deleted 2 finished tasks." in user_client.get("/exports/").content.decode()
-    assert user_client.post("/tasks/delete-finished/", **JSON).json() == {"deleted": 1}  # every kind: the test kind's
-
-
-def test_lists_offer_delete_for_finished_tasks_and_clear(user, user_client):
-    finished = TaskFactory(user=user, status=Task.Status.FAILED, finished_at=timezone.now())
-    running = TaskFactory(user=user, status=Task.Status.RUNNING)
-    page = user_client.get("/exports/").content.decode()
-    assert f'action="/tasks/{finished.id}/delete/"' in page
-    assert f'action="/tasks/{running.id}/delete/"' not in page
-    assert 'action="/tasks/delete-finished/"' in page and "Delete finished exports" in page
-    detail = user_client.get(f"/exports/{finished.id}/").content.decode()
-    assert f'action="/tasks/{finished.id}/delete/"' in detail

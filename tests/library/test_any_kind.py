@@ -1,4 +1,4 @@
-"""Every generic path of the core, driven by a kind that exists only in the tests (tests/taskkinds).
+"""Every generic path of the core, driven by a kind that exists only in the tests (tests/library/testapp).
 
 Launch, progress, the live feed, the download, failure, cancel, a killed work horse, a killed
 worker with the scheduler's safety net, and the admin's retry and cancel: none of it knows the kind.
@@ -16,10 +16,9 @@ from rq import SimpleWorker
 from live_tasks.models import Task
 from live_tasks.queue import task_job_fetch
 from live_tasks.services import task_cancel, task_start
-from tests.factories import StaffFactory, UserFactory
-from tests.live import LiveFeed
-from tests.processes import child_env, scheduler, wait_for_task, worker
-from tests.taskkinds.kinds import TEST_STEPS, cleanup_marker
+
+from .helpers import LiveFeed, StaffFactory, UserFactory, child_env, scheduler, wait_for_task, worker
+from .testapp.kinds import TEST_STEPS, cleanup_marker
 
 LOST = "The worker running this test steps stopped unexpectedly (worker lost). Please start it again."
 

@@ -16,9 +16,9 @@ from rq import SimpleWorker
 import live_tasks
 from live_tasks.reconcile import tasks_reconcile
 from live_tasks.services import task_cancel, task_start
-from tests.factories import TaskFactory, UserFactory
-from tests.live import LiveFeed
-from tests.taskkinds.kinds import TEST_STEPS
+
+from .helpers import LiveFeed, TaskFactory, UserFactory
+from .testapp.kinds import TEST_STEPS
 
 LOCALE = Path(live_tasks.__file__).parent / "locale"
 FRENCH = {"HTTP_ACCEPT_LANGUAGE": "fr"}

@@ -14,7 +14,8 @@ from django.db import transaction
 
 from live_tasks.kinds import get_kind
 from live_tasks.queue import default_queue, task_job_enqueue
-from tests.taskkinds.kinds import TEST_STEPS
+
+from .testapp.kinds import TEST_STEPS
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The task signals (live_tasks/signals.py), heard by receivers as a site would connect them.
 
-Jobs run for real (an RQ SimpleWorker in this process, the test kind of tests/taskkinds), in
+Jobs run for real (an RQ SimpleWorker in this process, the test kind of tests/library/testapp), in
 transactional tests where they commit as in production: each signal must arrive once, with the
 task as committed, from every way a task ends, and a receiver that raises must break nothing.
 """
@@ -22,7 +22,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import SimpleWorker
 from rq.job import JobStatus
 
-from exports.kinds import export_posts
 from live_tasks.jobs import task_job_stopped
 from live_tasks.models import Task
 from live_tasks.progress import ProgressReporter
@@ -30,9 +29,9 @@ from live_tasks.queue import task_job_enqueue, task_job_fetch
 from live_tasks.reconcile import task_fail_worker_lost, tasks_reconcile
 from live_tasks.services import QueueUnavailable, task_cancel, task_start
 from live_tasks.signals import task_enqueued, task_finished, task_progress, task_started
-from tests.factories import TaskFactory, UserFactory
-from tests.processes import ROOT
-from tests.taskkinds.kinds import TEST_STEPS, cleanup_marker, test_steps
+
+from .helpers import ROOT, TaskFactory, UserFactory
+from .testapp.kinds import TEST_STEPS, cleanup_marker, other_steps, test_steps
 
 LOST = "The worker running this test steps stopped unexpectedly (worker lost). Please start it again."
 SIGNALS = {"enqueued": task_enqueued, "started": task_started, "progress": task_progress, "finished": task_finished}
@@ -85,7 +84,7 @@ def test_a_run_sends_enqueued_started_progress_and_finished_each_with_the_commit
         "PROGRESS_INTERVAL": 0.1,
     }  # 20 reports over 0.2 s or more: a few writes, not 20
     other_kind = []
-    disconnect = connect(task_finished, lambda sender, **kwargs: other_kind.append(sender), sender=export_posts)
+    disconnect = connect(task_finished, lambda sender, **kwargs: other_kind.append(sender), sender=other_steps)
     try:
         task = task_start(user=UserFactory(), kind=TEST_STEPS, params={"steps": 20, "step_seconds": 0.01})
         assert names(heard) == ["enqueued"], "sent by the launch, once the job is on the queue"

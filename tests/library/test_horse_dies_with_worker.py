@@ -13,11 +13,21 @@ import pytest
 
 from live_tasks.errors import worker_lost_error
 from live_tasks.queue import task_job_enqueue
-from tests.exports.test_faults import WORKER_LOST_BOUND_SECONDS
-from tests.factories import TaskFactory
-from tests.imports.test_orphan_horse import HORSE_GONE_BOUND_SECONDS, gone
-from tests.processes import CEILING, ROOT, child_env, scheduler, wait_for_task, wait_until, worker
-from tests.taskkinds.kinds import TEST_STEPS, test_steps
+
+from .helpers import (
+    CEILING,
+    HORSE_GONE_BOUND_SECONDS,
+    ROOT,
+    WORKER_LOST_BOUND_SECONDS,
+    TaskFactory,
+    child_env,
+    gone,
+    scheduler,
+    wait_for_task,
+    wait_until,
+    worker,
+)
+from .testapp.kinds import TEST_STEPS, test_steps
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -52,3 +52,7 @@ test_steps = register(
         download_name=lambda task: f"steps-{task.id}.txt",
     )
 )
+
+
+# A second kind, for what must tell kinds apart (a receiver connected for one kind only).
+other_steps = register(TaskKind(name="test_other_steps", label="Other test steps", run=run_steps, timeout=60))

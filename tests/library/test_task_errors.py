@@ -13,9 +13,10 @@ from live_tasks.errors import TaskError
 from live_tasks.models import Task
 from live_tasks.services import task_start
 from live_tasks.views import task_error_response, task_launch_response
-from project.urls import urlpatterns as site_urlpatterns
-from tests.factories import TaskFactory
-from tests.taskkinds.kinds import TEST_STEPS
+
+from .helpers import TaskFactory
+from .testapp.kinds import TEST_STEPS
+from .urls import urlpatterns as site_urlpatterns
 
 pytestmark = pytest.mark.urls(__name__)
 JSON = {"HTTP_ACCEPT": "application/json"}
@@ -44,7 +45,7 @@ def steps_launch(request: HttpRequest, refusal: str) -> HttpResponse:
     return task_launch_response(
         request,
         lambda: steps_start(user=request.user, refusal=refusal),
-        refused_page=lambda: render(request, "base.html"),
+        refused_page=lambda: render(request, "live_tasks/base.html"),
     )
 
 

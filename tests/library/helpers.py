@@ -1,0 +1,288 @@
+"""What the library's tests (and the site's, which import them) need besides pytest's fixtures:
+users and tasks, a live page, and the real programs (`rqworker`, `task_scheduler`, `daphne`) run
+as children on the test's own database, Redis database and settings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import factory
+import psutil
+from channels.routing import get_default_application
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test import Client
+
+from live_tasks.conf import live_settings
+from live_tasks.models import Task
+
+from .testapp.kinds import TEST_STEPS
+
+# The folder that holds the tests' top-level package: children run there, so they import it too.
+ROOT = Path(__file__).resolve().parents[len((__package__ or "tests.library").split("."))]
+
+# A generous ceiling for waiting on an event: tests assert their bounds on the measured time.
+CEILING = 120
+# docs/operations.md: with the default settings (heartbeat 5 s, lost after 20 s, reconciled every
+# 10 s) a lost worker's task ends within 30 s of the kill; the margin covers a loaded machine.
+WORKER_LOST_BOUND_SECONDS = 40
+# A work horse is killed by the kernel the moment its worker dies (PR_SET_PDEATHSIG); the margin is
+# for a loaded machine to deliver the signal and the test to see it.
+HORSE_GONE_BOUND_SECONDS = 5
+
+
+# --- Users and tasks ----------------------------------------------------------------------------
+PASSWORD = "correct horse battery staple"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def save_password(obj, create, extracted, **kwargs):
+        if create:
+            obj.save()
+
+
+class StaffFactory(UserFactory):
+    """A staff account with the task permissions named (codenames of live_tasks.Task: "view_task",
+    "cancel_task", "retry_task"); by default it may watch every task and nothing more."""
+
+    is_staff = True
+
+    @factory.post_generation
+    def permissions(obj, create, extracted, **kwargs):
+        if create:
+            codenames = ["view_task"] if extracted is None else extracted
+            obj.user_permissions.add(
+                *Permission.objects.filter(content_type__app_label="live_tasks", codename__in=codenames)
+            )
+
+
+class TaskFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Task
+
+    user = factory.SubFactory(UserFactory)
+    kind = TEST_STEPS
+
+
+def signed_in_client(user, **kwargs) -> Client:
+    client = Client(**kwargs)
+    client.force_login(user)
+    return client
+
+
+def session_cookie_for(user) -> str:
+    """A new session of `user`, as the value of the `sessionid` cookie (for sockets, daphne, a browser)."""
+    return signed_in_client(user).cookies[settings.SESSION_COOKIE_NAME].value
+
+
+# --- A live page --------------------------------------------------------------------------------
+ORIGIN = b"http://127.0.0.1:8000"
+
+
+class LiveFeed:
+    """A live page in a test: a real WebSocket client on the project's whole ASGI stack (session
+    authentication, the Origin check), collecting what it is pushed.
+
+    It runs in its own thread and event loop, so the test's main thread can meanwhile run jobs
+    synchronously. Needs committed data (django_db(transaction=True)): the consumer reads the
+    database from another thread.
+    """
+
+    def __init__(self, user, path: str | None = None, cookie: str | None = None) -> None:
+        self.cookie = cookie or session_cookie_for(user)
+        self.path = path or live_settings.WEBSOCKET_PATH
+        self.messages: list[dict] = []
+        self._connected = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+        self.error: BaseException | None = None
+
+    async def _run(self) -> None:
+        communicator = WebsocketCommunicator(
+            get_default_application(),
+            self.path,
+            headers=[
+                (b"host", b"127.0.0.1:8000"),
+                (b"cookie", f"{settings.SESSION_COOKIE_NAME}={self.cookie}".encode()),
+                (b"origin", ORIGIN),
+            ],
+        )
+        try:
+            connected, _ = await communicator.connect()
+            assert connected
+            self._connected.set()
+            while not self._stop.is_set():
+                # Not receive_from(timeout=...): on a timeout it cancels the application.
+                try:
+                    event = await asyncio.wait_for(communicator.output_queue.get(), 0.1)
+                except TimeoutError:
+                    continue
+                assert event["type"] == "websocket.send", event
+                self.messages.append(json.loads(event["text"]))
+        except BaseException as exc:  # surfaced to the test by __exit__
+            self.error = exc
+            self._connected.set()
+        finally:
+            await communicator.disconnect()
+
+    def task_messages(self, task_id) -> list[dict]:
+        return [m["task"] for m in self.messages if m["type"] == "task" and m["task"]["id"] == str(task_id)]
+
+    def wait_for(self, predicate, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(predicate(m) for m in list(self.messages)):
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"no matching message within {timeout}s; got {self.messages}")
+
+    def __enter__(self) -> LiveFeed:
+        self._thread.start()
+        assert self._connected.wait(10), "the WebSocket did not connect"
+        if self.error:
+            raise self.error
+        return self
+
+    def __exit__(self, *exc) -> None:
+        time.sleep(0.2)  # let the last published messages arrive
+        self._stop.set()
+        self._thread.join(10)
+        if self.error:
+            raise self.error
+
+
+# --- The real programs --------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for a child process: these settings, on the *test* database."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TESTS_CHILD_PROCESS="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    settings_dict = connection.settings_dict
+    if settings_dict["ENGINE"].endswith("sqlite3"):
+        env["DATABASE_URL"] = f"sqlite:///{settings_dict['NAME']}"
+    else:
+        user, host, port = settings_dict["USER"], settings_dict["HOST"], settings_dict["PORT"]
+        password = f":{settings_dict['PASSWORD']}" if settings_dict["PASSWORD"] else ""
+        env["DATABASE_URL"] = f"postgres://{user}{password}@{host}:{port}/{settings_dict['NAME']}"
+    env.update(extra)
+    return env
+
+
+def wait_for_port(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
+
+
+@contextmanager
+def running(args: list[str], env: dict[str, str], log_name: str, new_session: bool = False):
+    """Run a long-lived child (daphne, a worker) for the duration of a `with` block."""
+    out_dir = Path(env.get("TEST_OUTPUT_DIR", ROOT / "test-output"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / f"{log_name}.log", "w") as log:
+        proc = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=new_session
+        )
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def django_admin(*args: str) -> list[str]:
+    """A management command of the settings in DJANGO_SETTINGS_MODULE (as manage.py runs it)."""
+    return [sys.executable, "-m", "django", *args]
+
+
+@contextmanager
+def daphne(env: dict[str, str], port: int | None = None, app: str | None = None):
+    """daphne serving `app`, by default the project's ASGI_APPLICATION."""
+    port = port or free_port()
+    app = app or ":".join(settings.ASGI_APPLICATION.rsplit(".", 1))
+    args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
+    with running(args, env, f"daphne-{port}") as proc:
+        wait_for_port(port)
+        yield port, proc
+
+
+@contextmanager
+def worker(env: dict[str, str], name: str = "worker"):
+    """`rqworker default` in its own process group, so a test can kill it whole."""
+    with running(django_admin("rqworker", "default"), env, name, new_session=True) as proc:
+        yield proc
+
+
+@contextmanager
+def scheduler(env: dict[str, str], name: str = "scheduler"):
+    """`task_scheduler`: the safety net and the periodic upkeep, in its own process."""
+    with running(django_admin("task_scheduler"), env, name) as proc:
+        yield proc
+
+
+def wait_until(predicate: Any, timeout: float = CEILING, interval: float = 0.1) -> Any:
+    """Poll until `predicate()` is truthy and return its value; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"not within {timeout}s"
+        time.sleep(interval)
+    return value
+
+
+def wait_for_log(path: Path, text: str, timeout: float = CEILING) -> None:
+    """Wait until a child's log holds `text`."""
+    wait_until(lambda: text in path.read_text(errors="replace"), timeout)
+
+
+def wait_for_task(task_id, predicate, timeout: float):
+    """Poll the task's row until `predicate(task)` holds; fail after `timeout` seconds (a ceiling, not a bound)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        task = Task.objects.get(pk=task_id)
+        if predicate(task):
+            return task
+        time.sleep(0.05)
+    raise AssertionError(f"task {task_id} did not get there in {timeout}s: {Task.objects.get(pk=task_id).__dict__}")
+
+
+def gone(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE  # dead, not yet reaped by its new parent
+    except psutil.NoSuchProcess:
+        return True

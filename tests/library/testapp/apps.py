@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class TestKindsConfig(AppConfig):
+    """Kinds of task that exist only in the tests (installed by tests/library/settings.py and the
+    site's tests/settings.py), as django-tasks keeps test tasks: they drive every generic path of
+    the core without any real work."""
+
+    name = __package__ or "tests.library.testapp"
+    label = "test_task_kinds"
