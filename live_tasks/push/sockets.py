@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
+from typing import Any
 
-from channels_redis.utils import create_pool
+from channels_redis.utils import create_pool, decode_hosts
 from django.conf import settings
 from redis.asyncio import Redis
 
@@ -44,17 +45,23 @@ return evicted
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis] = weakref.WeakKeyDictionary()
 
 
+def _layer_config() -> dict[str, Any]:
+    config: dict[str, Any] = settings.CHANNEL_LAYERS["default"].get("CONFIG", {})
+    return config
+
+
 def _client() -> Redis:
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
-        host = settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]
+        # As the layer reads its hosts: a URL string (as the README writes it), a dict, a (host, port).
+        host = decode_hosts(_layer_config().get("hosts"))[0]
         client = _clients[loop] = Redis(connection_pool=create_pool(host))
     return client
 
 
 def _key(user_id: int) -> str:
-    prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"].get("prefix", "asgi")
+    prefix = _layer_config().get("prefix", "asgi")
     return f"{prefix}:sockets:user:{user_id}"
 
 
