@@ -41,7 +41,11 @@ run: install redis
 	@echo "Emails are written to $(CURDIR)/sent-emails/ with links to $(SITE_URL)."
 	$(BIN)/supervisord -n -c supervisord.conf
 
+# Two sessions: the library's own tests, in a project with the library alone (tests/library), then
+# the site's (every other folder of tests/).
+LIBRARY_TESTS := tests/library --ds=tests.library.settings --confcutdir=tests/library
 test: install-dev redis browser proxy
+	$(BIN)/pytest $(LIBRARY_TESTS)
 	$(BIN)/pytest
 
 # The same suite on PostgreSQL (the local server by default; the database itself is test_<name>).
@@ -63,6 +67,7 @@ $(VENV61)/.installed: requirements.txt requirements-dev.txt requirements-django6
 	@touch $@
 
 test-django61: $(VENV61)/.installed redis browser proxy
+	TEST_OUTPUT_DIR=$(CURDIR)/test-output/django61 $(VENV61)/bin/pytest $(LIBRARY_TESTS)
 	TEST_OUTPUT_DIR=$(CURDIR)/test-output/django61 $(VENV61)/bin/pytest
 
 # Debian's Chromium for the Playwright test (Playwright's own browser download cannot work offline).

@@ -54,7 +54,7 @@ __all__ = [
 
 def child_env(**extra: str) -> dict[str, str]:
     """The environment for a child process: the site's test settings, on the *test* database."""
-    env = library_child_env(DJANGO_SETTINGS_MODULE="tests.settings", **extra)
+    env = library_child_env(**{"DJANGO_SETTINGS_MODULE": "tests.settings", **extra})
     # Importing project.asgi here (a LiveFeed does) sets DATABASE_POOL for daphne; a worker must
     # not inherit it (daphne's children set it again themselves).
     if "DATABASE_POOL" not in extra:

@@ -14,7 +14,7 @@ from live_tasks.push.publish import publish_task_update
 from tests.e2e.browser import launch_chromium, off_loop, sign_in, site_env_for
 from tests.factories import TaskFactory, UserFactory
 from tests.processes import daphne
-from tests.tasks.test_timing_text import DURATIONS
+from tests.library.test_timing_text import DURATIONS
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
