@@ -15,8 +15,8 @@ from live_tasks.models import Task
 from live_tasks.services import task_start
 from posts.services import posts_seed
 from tests.factories import UserFactory, session_cookie_for
-from tests.processes import HttpSession, child_env, daphne, running, wait_for_task, worker
 from tests.library.testapp.kinds import TEST_STEPS
+from tests.processes import HttpSession, child_env, daphne, running, wait_for_task, worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -13,8 +13,8 @@ from live_tasks import task_to_dict
 from live_tasks.push.publish import publish_task_update
 from tests.e2e.browser import launch_chromium, off_loop, sign_in, site_env_for
 from tests.factories import TaskFactory, UserFactory
-from tests.processes import daphne
 from tests.library.test_timing_text import DURATIONS
+from tests.processes import daphne
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
