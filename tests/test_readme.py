@@ -4,13 +4,18 @@ run by a real RQ worker, with its live progress and its file."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
+import pytest
 from django.test import RequestFactory
 from rq import SimpleWorker
 
 from live_tasks.kinds import get_kind
 from live_tasks.models import Task
+from live_tasks.services import task_cancel, task_start
+from live_tasks.signals import task_finished, task_started
 from tests.factories import PostFactory, UserFactory, signed_in_client
+from tests.library.testapp.kinds import TEST_STEPS
 from tests.processes import ROOT
 
 
@@ -54,3 +59,26 @@ def test_the_readme_answers_what_a_newcomer_tripped_on():
     assert "filemail:////" in readme, "an absolute path for file emails has four slashes"
     assert "python manage.py collectstatic" in readme and "DEBUG=0" in readme
     assert "seed_posts alice 100000 --password" in readme
+
+
+def readme_example() -> str:
+    section = (ROOT / "README.md").read_text().split("\n## Signals\n", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    return code
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_readmes_example_receivers_count_runs_outcomes_and_seconds(queue):
+    example: dict[str, Any] = {}
+    exec(compile(readme_example(), "README:metrics/receivers.py", "exec"), example)  # noqa: S102
+    try:
+        user = UserFactory()
+        task_start(user=user, kind=TEST_STEPS, params={"steps": 1})
+        SimpleWorker([queue], connection=queue.connection).work(burst=True)
+        task_cancel(task=task_start(user=user, kind=TEST_STEPS))
+    finally:
+        task_started.disconnect(example["count_started"])
+        task_finished.disconnect(example["count_finished"])
+
+    assert example["counts"] == {"test_steps.started": 1, "test_steps.succeeded": 1, "test_steps.cancelled": 1}
+    assert 0 < example["seconds"]["test_steps"] < 10, "the one that ran; the cancelled one never started"

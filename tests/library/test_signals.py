@@ -8,7 +8,6 @@ task as committed, from every way a task ends, and a receiver that raises must b
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 from types import SimpleNamespace
@@ -30,7 +29,7 @@ from live_tasks.reconcile import task_fail_worker_lost, tasks_reconcile
 from live_tasks.services import QueueUnavailable, task_cancel, task_start
 from live_tasks.signals import task_enqueued, task_finished, task_progress, task_started
 
-from .helpers import ROOT, TaskFactory, UserFactory
+from .helpers import TaskFactory, UserFactory
 from .testapp.kinds import TEST_STEPS, cleanup_marker, other_steps, test_steps
 
 LOST = "The worker running this test steps stopped unexpectedly (worker lost). Please start it again."
@@ -240,26 +239,3 @@ def test_a_raising_receiver_breaks_neither_the_launch_nor_the_task(queue, caplog
     assert job is not None and job.get_status() == (JobStatus.FINISHED if status == "succeeded" else JobStatus.FAILED)
     errors = [r for r in caplog.records if r.name == "django.dispatch" and "metrics server" in str(r.exc_info)]
     assert len(errors) >= 3, "each raising receiver is logged, with its traceback"
-
-
-def readme_example() -> str:
-    section = (ROOT / "README.md").read_text().split("\n## Signals\n", 1)[1].split("\n## ", 1)[0]
-    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
-    return code
-
-
-@pytest.mark.django_db(transaction=True)
-def test_the_readmes_example_receivers_count_runs_outcomes_and_seconds(queue):
-    example: dict[str, Any] = {}
-    exec(compile(readme_example(), "README:metrics/receivers.py", "exec"), example)  # noqa: S102
-    try:
-        user = UserFactory()
-        task_start(user=user, kind=TEST_STEPS, params={"steps": 1})
-        run_queued_jobs(queue)
-        task_cancel(task=task_start(user=user, kind=TEST_STEPS))
-    finally:
-        task_started.disconnect(example["count_started"])
-        task_finished.disconnect(example["count_finished"])
-
-    assert example["counts"] == {"test_steps.started": 1, "test_steps.succeeded": 1, "test_steps.cancelled": 1}
-    assert 0 < example["seconds"]["test_steps"] < 10, "the one that ran; the cancelled one never started"
