@@ -18,7 +18,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from posts.services import posts_seed
-from tests.contract import TASK_KEYS
+from tests.library.contract import TASK_KEYS
 from tests.factories import PASSWORD, UserFactory
 from tests.processes import child_env, daphne, worker
 

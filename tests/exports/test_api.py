@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from live_tasks.models import Task
-from tests.contract import TASK_KEYS
+from tests.library.contract import TASK_KEYS
 from tests.factories import StaffFactory, TaskFactory
 
 JSON: dict = {

@@ -7,6 +7,7 @@ The test process sets its values in os.environ; those processes (started with ch
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -105,4 +106,5 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [REDIS_URL], "prefix": _test_value("LIBRARY_TEST_CHANNEL_PREFIX", f"lt-{os.getpid()}")},
     }
 }
-LIVE_TASKS = {"PROGRESS_INTERVAL": 0.05}
+# A test gives the processes it starts settings of their own: child_env(LIVE_TASKS_JSON=...).
+LIVE_TASKS = {"PROGRESS_INTERVAL": 0.05, **json.loads(os.environ.get("LIVE_TASKS_JSON", "{}"))}

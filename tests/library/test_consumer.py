@@ -1,4 +1,4 @@
-"""The live task feed at /ws/notifications/, through the full ASGI stack on the real Redis layer.
+"""The live task feed at /ws/tasks/, through the full ASGI stack on the real Redis layer.
 
 Each socket goes through `project.asgi.application` exactly as daphne serves it: the Origin check,
 the session cookie, the consumer, and Channels' Redis pub/sub layer. Task changes are made by the
@@ -19,13 +19,14 @@ from django.utils import timezone
 from live_tasks.models import Task
 from live_tasks.progress import ProgressReporter, TaskNoLongerRunning
 from live_tasks.state import task_mark_running, task_mark_succeeded
-from project.asgi import application
-from tests.contract import TASK_KEYS
-from tests.factories import StaffFactory, TaskFactory, UserFactory, session_cookie_for, signed_in_client
+
+from .asgi import application
+from .contract import TASK_KEYS
+from .helpers import StaffFactory, TaskFactory, UserFactory, session_cookie_for, signed_in_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-PATH = "/ws/notifications/"
+PATH = "/ws/tasks/"
 ORIGIN = b"http://127.0.0.1:8000"
 # Generous: the first message of a test may wait for a new Redis connection and a DB thread.
 TIMEOUT = 5
@@ -38,8 +39,8 @@ def session_cookie(user) -> bytes:
 
 
 def api_task(user, task_id) -> dict:
-    """The task as /api/tasks/<id>/ shows it to its owner: the shape every socket message must have."""
-    response = signed_in_client(user).get(f"/api/tasks/{task_id}/")
+    """The task as /tasks/api/<id>/ shows it to its owner: the shape every socket message must have."""
+    response = signed_in_client(user).get(f"/tasks/api/{task_id}/")
     assert response.status_code == 200
     return response.json()
 

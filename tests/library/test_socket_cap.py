@@ -17,8 +17,8 @@ from websockets.exceptions import ConnectionClosed
 
 from live_tasks.push.sockets import STALE_AFTER_RECHECKS, _key
 from live_tasks.queue import default_queue
-from tests.factories import UserFactory, session_cookie_for
-from tests.processes import child_env, daphne
+
+from .helpers import UserFactory, child_env, daphne, session_cookie_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -28,7 +28,7 @@ RECHECK_SECONDS = 1.0
 
 def open_socket(port: int, cookie: str):
     headers = {"Cookie": f"sessionid={cookie}", "Origin": f"http://127.0.0.1:{port}"}
-    return connect(f"ws://127.0.0.1:{port}/ws/notifications/", additional_headers=headers)
+    return connect(f"ws://127.0.0.1:{port}/ws/tasks/", additional_headers=headers)
 
 
 async def snapshot(ws) -> None:
@@ -50,7 +50,7 @@ def test_past_the_cap_the_oldest_socket_is_closed_across_two_daphnes():
     user, neighbour = UserFactory(), UserFactory()
     cookies = [session_cookie_for(user) for _ in range(2)]  # two browsers, one user
     neighbours = session_cookie_for(neighbour)
-    env = child_env(LIVE_SOCKETS_PER_USER=str(CAP))
+    env = child_env(LIVE_TASKS_JSON=json.dumps({"SOCKETS_PER_USER": CAP}))
     with daphne(env) as (first, _), daphne(env) as (second, _):
 
         async def scenario():
@@ -82,7 +82,7 @@ def test_the_sockets_of_a_killed_daphne_stop_counting_and_a_live_socket_keeps_it
     user = UserFactory()
     cookie = session_cookie_for(user)
     redis = default_queue().connection  # the test's channel layer uses the same Redis
-    env = child_env(LIVE_SOCKETS_PER_USER=str(CAP), LIVE_SESSION_RECHECK_SECONDS=str(RECHECK_SECONDS))
+    env = child_env(LIVE_TASKS_JSON=json.dumps({"SOCKETS_PER_USER": CAP, "SESSION_RECHECK_SECONDS": RECHECK_SECONDS}))
     stale_after = STALE_AFTER_RECHECKS * RECHECK_SECONDS * 1.25 + 5
     with daphne(env) as (survivor, _):
 
