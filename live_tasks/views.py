@@ -43,7 +43,8 @@ def task_error_response(
 
     A JSON client gets `error.status` with the Task JSON of the task the refusal is about (it can
     act on it), else `{"error": message}`. A person gets `page(error)` at that status: the refusing
-    view's own page, which shows the message; without one, the task's page with the notice.
+    view's own page, which shows the message; a page that is a redirect stays one (a browser follows
+    no Location of a 429), to a page that shows the message; without one, the task's page with the notice.
     Retry-After from `error.retry_after`, either way.
     """
     response: HttpResponse
@@ -52,7 +53,8 @@ def task_error_response(
         response = JsonResponse(body, status=error.status)
     elif page is not None:
         response = page(error)
-        response.status_code = error.status
+        if not 300 <= response.status_code < 400:
+            response.status_code = error.status
     elif error.task is not None:
         # Not an error the person made: where the task stands, on the page that shows it.
         messages.info(request, error.notice)

@@ -18,8 +18,8 @@ import pytest
 from websockets.asyncio.client import connect
 
 from posts.services import posts_seed
-from tests.library.contract import TASK_KEYS
 from tests.factories import PASSWORD, UserFactory
+from tests.library.contract import TASK_KEYS
 from tests.processes import child_env, daphne, worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

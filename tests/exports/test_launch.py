@@ -14,8 +14,8 @@ from exports.services import export_start
 from live_tasks import queue as exports_queue
 from live_tasks.models import Task
 from live_tasks.services import TaskAlreadyRunning as ExportAlreadyRunning
-from tests.library.contract import TASK_KEYS
 from tests.factories import TaskFactory, UserFactory
+from tests.library.contract import TASK_KEYS
 from tests.processes import free_port
 
 JSON: dict = {

@@ -1,4 +1,5 @@
-"""Abuse limits on launching tasks (any kind, here exports) and on stored results, on real processes.
+"""Abuse limits on launching exports and on stored results, on this site's daphne and pages (the
+limits themselves, for any kind: tests/library/test_limits.py).
 
 - launches per user per window: 429 with Retry-After, JSON `{"error"}` or the page with a message;
 - stored result bytes per user: a launch that would pass the quota gets 409 and says why;
@@ -57,15 +58,6 @@ def test_the_default_limit_lets_a_person_launch_and_cancel_ten_times_in_a_minute
         response = client.post("/exports/", **JSON)
         assert response.status_code == 202, response.content
         assert client.post(f"/exports/{response.json()['id']}/cancel/", **JSON).status_code == 200
-
-
-@pytest.mark.django_db
-def test_staff_retrying_a_users_task_is_not_counted_against_them(user, queue, settings):
-    from live_tasks.services import task_start
-
-    settings.LIVE_TASKS = {**settings.LIVE_TASKS, "LAUNCH_LIMIT": 0}
-    task = task_start(user=user, kind="export_posts", limited=False)
-    assert task.status == "queued"
 
 
 @pytest.mark.slow

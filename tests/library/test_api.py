@@ -8,7 +8,8 @@ from django.utils import timezone
 
 from live_tasks.models import Task
 from tests.library.contract import TASK_KEYS
-from tests.factories import StaffFactory, TaskFactory
+
+from .helpers import StaffFactory, TaskFactory
 
 JSON: dict = {
     "HTTP_ACCEPT": "application/json"
@@ -25,7 +26,7 @@ def test_task_list_has_only_my_tasks_newest_first(user_client, user, other_user)
     middle = TaskFactory(user=user, status=Task.Status.SUCCEEDED, progress=100, created_at=ago(hours=3))
     TaskFactory(user=other_user, status=Task.Status.QUEUED, created_at=ago(seconds=1))
 
-    response = user_client.get("/api/tasks/")
+    response = user_client.get("/tasks/api/")
 
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
@@ -33,14 +34,14 @@ def test_task_list_has_only_my_tasks_newest_first(user_client, user, other_user)
     assert [t["id"] for t in tasks] == [str(newest.id), str(middle.id), str(oldest.id)]
     assert all(set(t) == TASK_KEYS for t in tasks)
     running = tasks[0]
-    assert running["status"] == "running" and running["progress"] == 40 and running["kind"] == "export_posts"
+    assert running["status"] == "running" and running["progress"] == 40 and running["kind"] == "test_steps"
     assert running["download_url"] is None
     assert tasks[2]["error"] == "Boom."
 
 
 def test_task_list_is_empty_for_a_user_without_tasks(user_client, other_user):
     TaskFactory(user=other_user)
-    response = user_client.get("/api/tasks/")
+    response = user_client.get("/tasks/api/")
     assert response.status_code == 200
     assert response.json() == {"tasks": [], "count": 0, "page": 1, "pages": 1, "next": None, "previous": None}
 
@@ -60,20 +61,20 @@ def test_task_detail_for_my_own_task(user_client, user):
         finished_at=created + timedelta(seconds=2),
     )
 
-    response = user_client.get(f"/api/tasks/{task.id}/")
+    response = user_client.get(f"/tasks/api/{task.id}/")
 
     assert response.status_code == 200
     assert response.json() == {
         "id": str(task.id),
-        "kind": "export_posts",
-        "label": "Posts export",
+        "kind": "test_steps",
+        "label": "Test steps",
         "status": "succeeded",
         "status_display": "Succeeded",
         "progress": 100,
         "seq": 7,
         "detail": "3 posts exported",
         "error": "",
-        "url": f"/exports/{task.id}/",
+        "url": f"/tasks/{task.id}/",
         "cancel_url": None,
         "download_url": f"/tasks/{task.id}/download/",
         "file_size": 2048,
@@ -88,7 +89,7 @@ def test_task_detail_for_my_own_task(user_client, user):
 
 def test_queued_task_detail_has_null_times_and_no_download(user_client, user):
     task = TaskFactory(user=user)
-    body = user_client.get(f"/api/tasks/{task.id}/").json()
+    body = user_client.get(f"/tasks/api/{task.id}/").json()
     assert set(body) == TASK_KEYS
     assert body["status"] == "queued" and body["progress"] == 0
     assert body["started_at"] is None and body["finished_at"] is None and body["download_url"] is None
@@ -97,14 +98,14 @@ def test_queued_task_detail_has_null_times_and_no_download(user_client, user):
 
 
 def test_the_task_list_is_paginated_and_says_how_to_get_every_page(user_client, user):
-    """Docs: GET /api/tasks/ has every task, TASKS_PER_PAGE a page, newest first, with next/previous."""
+    """Docs: GET /tasks/api/ has every task, TASKS_PER_PAGE a page, newest first, with next/previous."""
     tasks = [TaskFactory(user=user, status=Task.Status.FAILED, created_at=ago(minutes=i)) for i in range(53)]
 
-    first = user_client.get("/api/tasks/").json()
+    first = user_client.get("/tasks/api/").json()
     assert (first["count"], first["page"], first["pages"]) == (53, 1, 2)
-    assert first["previous"] is None and first["next"] == "/api/tasks/?page=2"
+    assert first["previous"] is None and first["next"] == "/tasks/api/?page=2"
     second = user_client.get(first["next"]).json()
-    assert second["next"] is None and second["previous"] == "/api/tasks/?page=1"
+    assert second["next"] is None and second["previous"] == "/tasks/api/?page=1"
     listed = [t["id"] for t in first["tasks"] + second["tasks"]]
     assert listed == [str(t.id) for t in tasks], "every task once, newest first"
     assert len(first["tasks"]) == 50
@@ -118,14 +119,14 @@ def test_staff_scope_all_sees_other_users_recent_tasks(client_for, user, other_u
     )
     TaskFactory(user=other_user, status=Task.Status.SUCCEEDED, created_at=ago(days=2), finished_at=ago(days=2))
 
-    response = client_for(staff).get("/api/tasks/?scope=all")
+    response = client_for(staff).get("/tasks/api/?scope=all")
 
     assert response.status_code == 200
     tasks = response.json()["tasks"]
     assert [t["id"] for t in tasks] == [str(just_failed.id), str(queued.id)]
     assert all(set(t) == TASK_KEYS for t in tasks)
     # Without the scope, staff see their own (here: no) tasks like everyone else.
-    assert client_for(staff).get("/api/tasks/").json()["tasks"] == []
+    assert client_for(staff).get("/tasks/api/").json()["tasks"] == []
 
 
 def test_non_staff_scope_all_sees_only_own_tasks(user_client, user, other_user):
@@ -133,7 +134,7 @@ def test_non_staff_scope_all_sees_only_own_tasks(user_client, user, other_user):
     TaskFactory(user=other_user)
     TaskFactory(user=other_user, status=Task.Status.FAILED, finished_at=timezone.now())
 
-    response = user_client.get("/api/tasks/?scope=all")
+    response = user_client.get("/tasks/api/?scope=all")
 
     assert response.status_code == 200
     assert [t["id"] for t in response.json()["tasks"]] == [str(mine.id)]
@@ -141,6 +142,6 @@ def test_non_staff_scope_all_sees_only_own_tasks(user_client, user, other_user):
 
 def test_api_is_read_only(user_client, user):
     task = TaskFactory(user=user)
-    assert user_client.post("/api/tasks/").status_code == 405
-    assert user_client.delete(f"/api/tasks/{task.id}/").status_code == 405
+    assert user_client.post("/tasks/api/").status_code == 405
+    assert user_client.delete(f"/tasks/api/{task.id}/").status_code == 405
     assert Task.objects.get(pk=task.pk).status == Task.Status.QUEUED

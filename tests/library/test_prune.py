@@ -15,8 +15,8 @@ from live_tasks.models import Task
 from live_tasks.queue import TASK_JOB, default_queue, task_job_fetch
 from live_tasks.scheduler import schedule
 from live_tasks.services import tasks_delete_old
-from tests.factories import TaskFactory
-from tests.processes import child_env, scheduler
+
+from .helpers import TaskFactory, child_env, scheduler
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
