@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -45,6 +46,7 @@ CLEAN_ENV = {
 }
 
 PROJECT_REDIS = "redis://127.0.0.1:6379/9"
+LIBRARY_TESTS_REDIS = "redis://127.0.0.1:6379/8"
 PASSWORD = "pw-for-tests-only"
 CEILING = 60  # seconds to wait for any one event: a ceiling, never a measure
 
@@ -131,6 +133,8 @@ def test_the_wheel_holds_the_library_and_nothing_of_the_site(wheel):
         "live_tasks/migrations/0001_initial.py",
         "live_tasks/static/live_tasks/live.js",
         "live_tasks/templates/live_tasks/base.html",
+        "live_tasks/locale/fr/LC_MESSAGES/django.mo",
+        "live_tasks/locale/fr/LC_MESSAGES/djangojs.mo",
     ):
         assert part in names
 
@@ -157,6 +161,71 @@ def test_a_fresh_startproject_site_runs_the_installed_library(wheel, tmp_path):
         project_redis.flushdb()
 
     check_names_each_misconfiguration(python, project)
+
+
+# What the library's own tests need beyond the library, at this repository's pins.
+LIBRARY_TEST_TOOLS = ("pytest", "pytest-django", "pytest-asyncio", "factory-boy", "psutil", "websockets")
+PYTEST_INI = """[pytest]
+asyncio_mode = auto
+asyncio_default_fixture_loop_scope = function
+markers =
+    slow: starts real server/worker processes
+    browser: drives headless Chromium
+"""
+
+
+@pytest.mark.slow
+def test_the_librarys_own_tests_pass_against_the_installed_wheel(wheel, tmp_path):
+    """tests/library, copied beside a fresh virtualenv that has the wheel and the test tools alone:
+    nothing of this checkout is importable there, so every `import live_tasks` is the installed one."""
+    python = fresh_virtualenv(wheel, tmp_path / "venv")
+    pins = dict(
+        line.split("==", 1)
+        for line in (ROOT / "requirements-dev.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", *(f"{t}=={pins[t]}" for t in LIBRARY_TEST_TOOLS)], check=True
+    )
+    run = tmp_path / "run"
+    shutil.copytree(ROOT / "tests" / "library", run / "library_tests", ignore=shutil.ignore_patterns("__pycache__"))
+    (run / "pytest.ini").write_text(PYTEST_INI)
+    env = {
+        **CLEAN_ENV,
+        "TEST_REDIS_URL": LIBRARY_TESTS_REDIS,
+        "TEST_OUTPUT_DIR": str(tmp_path / "out"),
+        "DATABASE_URL": "sqlite://",  # the run's own file: not this session's test database
+    }
+    installed = subprocess.run(
+        [str(python), "-c", "import live_tasks; print(live_tasks.__file__)"],
+        cwd=run,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert "site-packages" in installed.stdout, installed.stdout + installed.stderr
+    done = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pytest",
+            "library_tests",
+            "--ds=library_tests.settings",
+            "-m",
+            "not slow",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=run,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
+    passed = re.search(r"(\d+) passed", done.stdout)
+    assert passed and int(passed.group(1)) >= 100 and " failed" not in done.stdout, done.stdout[-2000:]
 
 
 # The project

@@ -7,8 +7,8 @@ from datetime import timedelta
 from django.utils import timezone
 
 from live_tasks.models import Task
-from tests.library.contract import TASK_KEYS
 
+from .contract import TASK_KEYS
 from .helpers import StaffFactory, TaskFactory
 
 JSON: dict = {
