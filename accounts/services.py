@@ -16,8 +16,8 @@ from django.db import transaction
 from redis.exceptions import RedisError
 from rq import Queue
 
-from live_tasks.queue import default_queue
-from live_tasks.services import tasks_delete_for_user
+from live_tasks import tasks_delete_for_user
+from live_tasks.redisclients import rq_connection
 
 from .limits import password_reset_count, signup_count
 
@@ -85,9 +85,9 @@ def _welcome_job() -> Callable[[int], str]:
 
 
 def email_queue() -> Queue:
-    # On the job queue's Redis client (live_tasks.queue), so emails open no connection pool of their own;
-    # the queue object itself costs nothing to make.
-    return django_rq.get_queue(EMAIL_QUEUE, connection=default_queue().connection)
+    # On the tasks' queue's Redis client (the library's, one per process), so emails open no
+    # connection pool of their own; the queue object itself costs nothing to make.
+    return django_rq.get_queue(EMAIL_QUEUE, connection=rq_connection())
 
 
 def email_enqueue(job: Callable[[int], str], user_id: int) -> None:

@@ -22,9 +22,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from live_tasks import Task
 from live_tasks.conf import live_settings
 from live_tasks.files import work_dir
-from live_tasks.models import Task
 
 CHUNK_SIZE = 1024 * 1024
 # Headers, the text part and the MIME boundaries of this email: a generous bound (it is ~2 KiB).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.template.loader import get_template
 
-from live_tasks.kinds import TaskKind, register
+from live_tasks import TaskKind, register
 
 from .services import EXPORT_POSTS, export_file_name, export_run
 

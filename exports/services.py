@@ -6,12 +6,8 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
+from live_tasks import ProgressReporter, Task, TaskResult, task_start, with_retries
 from live_tasks.files import result_store, work_path
-from live_tasks.kinds import TaskResult
-from live_tasks.models import Task
-from live_tasks.progress import ProgressReporter
-from live_tasks.retries import with_retries
-from live_tasks.services import task_start
 
 from .emails import email_fault_is_transient, export_email_send
 from .writer import write_posts_json

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from live_tasks.kinds import TaskKind, register
+from live_tasks import TaskKind, register
 
 from .services import IMPORT_POSTS, import_cleanup, import_run
 

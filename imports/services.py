@@ -10,12 +10,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 from django.conf import settings
 
-from live_tasks.errors import TaskInputInvalid
+from live_tasks import ProgressReporter, Task, TaskInputInvalid, TaskNoLongerRunning, TaskResult, task_start
 from live_tasks.files import input_path
-from live_tasks.kinds import TaskResult
-from live_tasks.models import Task
-from live_tasks.progress import ProgressReporter, TaskNoLongerRunning
-from live_tasks.services import task_start
 from posts.services import BatchNotPending, posts_batch_delete, posts_batch_open, posts_batch_reveal, posts_stage
 
 from .reader import ImportFileError, PostReader

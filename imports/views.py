@@ -16,10 +16,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
-from live_tasks import task_to_dict
-from live_tasks.errors import TaskError
-from live_tasks.models import Task
-from live_tasks.services import TaskAlreadyRunning
+from live_tasks import Task, TaskAlreadyRunning, TaskError, task_to_dict
 from live_tasks.views import task_error_response, task_launch_response
 
 from .services import IMPORT_POSTS, import_start

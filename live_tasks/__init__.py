@@ -2,8 +2,9 @@
 
 The public API is what this module names (`from live_tasks import TaskKind, register, task_start`),
 plus `live_tasks.views` (task_launch_response, task_error_response), `live_tasks.urls`,
-`live_tasks.asgi`, `live_tasks.files`, `live_tasks.signals`, `live_tasks.conf.live_settings`,
-`live_tasks.ratelimits`, `live_tasks.health` and `live_tasks.worker.TaskWorker` (docs/api.md).
+`live_tasks.asgi`, `live_tasks.files`, `live_tasks.signals`, `live_tasks.conf` (live_settings),
+`live_tasks.ratelimits`, `live_tasks.health`, `live_tasks.http`, `live_tasks.redisclients`
+(rq_connection) and `live_tasks.worker` (TaskWorker), as docs/api.md describes them.
 Names are imported on first use, so `import live_tasks` loads no model and reads no setting.
 """
 

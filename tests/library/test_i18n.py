@@ -98,7 +98,7 @@ def _po_entries(po: str) -> list[dict[str, str]]:
     entries = []
     for block in po.split("\n\n"):
         fields: dict[str, str] = {}
-        key = None
+        key = ""
         for line in block.splitlines():
             if line.startswith("#"):
                 continue

@@ -4,11 +4,12 @@ launch view does (README: "Add your own long job")."""
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 from live_tasks import task_start
+from live_tasks.http import AuthenticatedHttpRequest
 from live_tasks.views import task_launch_response
 
 from .kinds import TEST_STEPS
@@ -16,7 +17,7 @@ from .kinds import TEST_STEPS
 
 @require_POST
 @login_required
-def steps_start(request: HttpRequest) -> HttpResponse:
+def steps_start(request: AuthenticatedHttpRequest) -> HttpResponse:
     params = {"steps": int(request.POST.get("steps", 3)), "with_file": request.POST.get("with_file") == "1"}
     return task_launch_response(
         request,
