@@ -86,6 +86,7 @@ node_modules/.installed: package.json package-lock.json
 # The code checks that fail CI before the tests run (.ci/run; `make docs` and `make migrations-check`
 # come next): ruff, mypy, Biome.
 lint: install-dev node_modules/.installed
+	@! git grep -nE '^(<<<<<<<|>>>>>>>)( |$$)' -- . || { echo "merge conflict markers (above)"; exit 1; }
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(MAKE) --no-print-directory typecheck
