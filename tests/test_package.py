@@ -130,8 +130,14 @@ def test_a_fresh_startproject_site_runs_the_installed_library(wheel, tmp_path):
         [str(python), "manage.py", "check"], cwd=project, capture_output=True, text=True, env=CLEAN_ENV
     )
     assert "live_tasks.E001" in broken.stdout + broken.stderr
+    # Metrics asked for without the [metrics] extra (prometheus-client) installed: named too.
+    (project / "site1" / "settings.py").open("a").write('\nLIVE_TASKS = {"METRICS_TOKEN": "x" * 40}\n')
+    broken = subprocess.run(
+        [str(python), "manage.py", "check"], cwd=project, capture_output=True, text=True, env=CLEAN_ENV
+    )
+    assert "live_tasks.E009" in broken.stdout + broken.stderr
     with (project / "site1" / "settings.py").open("a") as settings:
-        settings.write('\nRQ = {"WORKER_CLASS": "live_tasks.worker.TaskWorker"}\n')
+        settings.write('\nRQ = {"WORKER_CLASS": "live_tasks.worker.TaskWorker"}\nLIVE_TASKS = {}\n')
 
     try:
         out = manage("shell", "-c", DRIVE)
