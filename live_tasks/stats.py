@@ -11,9 +11,9 @@ here at all.
 Counting never slows or breaks the work: `count` and `observe` only add to a dict in this process,
 under a lock. A daemon thread writes what has gathered to Redis once a second, in one MULTI/EXEC;
 a work horse also writes at the end of its job (live_tasks/jobs.py: it exits without running
-`atexit`), a process at its exit, and the metrics view before it reads. A Redis error is logged
-once and the counts are kept for the next try. After a fork, the child starts with nothing
-pending (its parent writes its own).
+`atexit`), a process at its exit, and the metrics view before it reads, each waiting
+FLUSH_TIMEOUT_SECONDS at most. A Redis error is logged once and the counts are kept for the next
+try. After a fork, the child starts with nothing pending (its parent writes its own).
 
 Each daphne also reports the number of live sockets it holds, with the time of the report; the
 scrape ignores (and removes) a report older than SOCKETS_STALE_AFTER_SECONDS, a killed daphne's.
@@ -43,6 +43,8 @@ HISTOGRAMS_KEY = f"{KEY_PREFIX}:histograms"
 SOCKETS_KEY = f"{KEY_PREFIX}:sockets-open"
 
 FLUSH_INTERVAL_SECONDS = 1.0
+# The longest a job's end, a scrape or an exit waits for its counts to be written.
+FLUSH_TIMEOUT_SECONDS = 0.5
 SOCKETS_STALE_AFTER_SECONDS = 15.0
 
 # Seconds. A task runs from a fraction of a second (a small export) to its kind's timeout (15 min
@@ -177,10 +179,20 @@ class _Recorder:
         pid = os.getpid()
         while pid == os.getpid():
             time.sleep(FLUSH_INTERVAL_SECONDS)
-            self.flush()
+            self._write()
 
-    def flush(self) -> None:
-        """Write what this process counted to Redis now. Never raises."""
+    def flush(self, timeout: float | None = None) -> None:
+        """Write what this process counted to Redis now; never raises. With `timeout`, wait at most
+        that long: redis-py retries a refused connection with backoff for seconds, which a job or a
+        scrape must not wait out (the write goes on in the background, its counts kept if it fails)."""
+        if timeout is None:
+            return self._write()
+        writer = threading.Thread(target=self._write, name="live-tasks-metrics-flush", daemon=True)
+        writer.start()
+        writer.join(timeout)
+        return None
+
+    def _write(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
             sockets = self._sockets
@@ -210,7 +222,7 @@ class _Recorder:
             logger.info("Metrics are being written to Redis again")
 
     def _at_exit(self) -> None:
-        self.flush()
+        self.flush(timeout=FLUSH_TIMEOUT_SECONDS)
         if self._sockets is not None:
             try:
                 redisclients.rq_connection().hdel(SOCKETS_KEY, process_name())
@@ -251,9 +263,10 @@ def socket_closed() -> None:
     _recorder.sockets_add(-1)
 
 
-def flush() -> None:
-    """Write this process's counts now (the end of a job, before a scrape). Never raises."""
-    _recorder.flush()
+def flush(timeout: float | None = FLUSH_TIMEOUT_SECONDS) -> None:
+    """Write this process's counts now (the end of a job, before a scrape), waiting at most
+    `timeout` seconds (None: until written or failed). Never raises."""
+    _recorder.flush(timeout)
 
 
 # --- Receivers of the library's own signals (connected in LiveTasksConfig.ready) -------------

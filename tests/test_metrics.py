@@ -7,22 +7,25 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import time
 from datetime import timedelta
 
 import pytest
 import yaml
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
+from redis import Redis
 from rq import SimpleWorker
 
-from live_tasks import stats
+from live_tasks import redisclients, stats
 from live_tasks.models import Task
 from live_tasks.scheduler import record_safety_net_pass, safety_net_pass
 from live_tasks.services import task_start
 from tests.factories import TaskFactory, UserFactory, signed_in_client
 from tests.live import LiveFeed
-from tests.processes import ROOT, child_env, run_burst_worker
+from tests.processes import ROOT, child_env, free_port, run_burst_worker, wait_until
 from tests.taskkinds.kinds import TEST_STEPS
 
 TOKEN = "metrics-token-for-the-tests-0123456789abcdef"
@@ -195,6 +198,40 @@ def test_the_safety_nets_passes_actions_and_age_are_shown(db, metrics_on):
     assert age is not None and 0 <= age < 5
     assert value(samples, "live_tasks_safety_net_passes_total") == 1
     assert value(samples, "live_tasks_safety_net_actions_total", action="requeued") == 1
+
+
+def test_a_forked_child_never_writes_its_parents_counts_again(db, metrics_on):
+    """RQ forks a work horse with whatever its worker had not written yet: only the worker writes that."""
+    stats.count("live_tasks_rate_limited", limit="fork-test")
+    child = os.fork()
+    if child == 0:  # the child: one event of its own, written as a work horse does at its job's end
+        try:
+            stats.count("live_tasks_rate_limited", limit="fork-test")
+            stats.flush()
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(child, 0)
+    assert status == 0
+    assert value(scrape(), "live_tasks_rate_limited_total", limit="fork-test") == 2
+
+
+def test_counting_goes_on_while_redis_is_away_and_catches_up_after(db, metrics_on, caplog):
+    """A real client of a port where no Redis listens stands in for the process's one client."""
+    real = redisclients.rq_connection()
+    redisclients.rq_connection._value = Redis(port=free_port())
+    try:
+        stats.count("live_tasks_rate_limited", limit="outage")
+        started = time.monotonic()
+        stats.flush()  # as at a job's end: never raises, and waits half a second at most
+        assert time.monotonic() - started < 1
+        # redis-py retries with backoff for seconds before it gives up: wait for that here.
+        wait_until(lambda: "Metrics could not be written to Redis" in caplog.text, timeout=20)
+        stats.flush(timeout=None)
+    finally:
+        redisclients.rq_connection._value = real
+    assert caplog.text.count("Metrics could not be written to Redis") == 1, "logged once per outage"
+    wait_until(lambda: value(scrape(), "live_tasks_rate_limited_total", limit="outage") == 1, timeout=20)
+    assert "Metrics are being written to Redis again" in caplog.text
 
 
 @pytest.mark.slow
