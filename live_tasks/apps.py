@@ -21,6 +21,7 @@ class LiveTasksConfig(AppConfig):
         from django.db.models.signals import post_delete, post_save, pre_save
 
         from . import checks as live_tasks_checks
+        from . import signals, stats
         from .push import revocation
 
         for check in live_tasks_checks.ALL_CHECKS:
@@ -35,5 +36,11 @@ class LiveTasksConfig(AppConfig):
         pre_save.connect(revocation.on_user_pre_save, sender=user_model, dispatch_uid=uid)
         post_save.connect(revocation.on_user_post_save, sender=user_model, dispatch_uid=uid)
         post_delete.connect(revocation.on_user_post_delete, sender=user_model, dispatch_uid=uid)
+
+        # The metrics' task events (live_tasks/stats.py), counted in Redis for every process at once.
+        uid = "live_tasks.stats"
+        signals.task_enqueued.connect(stats.on_task_enqueued, dispatch_uid=uid)
+        signals.task_started.connect(stats.on_task_started, dispatch_uid=uid)
+        signals.task_finished.connect(stats.on_task_finished, dispatch_uid=uid)
 
         autodiscover_modules("kinds")

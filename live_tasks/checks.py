@@ -8,6 +8,7 @@ so a worker never starts without its heartbeat. docs/api.md ("System checks") li
 
 from __future__ import annotations
 
+import importlib.util
 import uuid
 from typing import Any
 
@@ -29,6 +30,11 @@ USE_TZ_OFF = "live_tasks.E005"
 KIND_REGISTERED_TWICE = "live_tasks.E006"
 KIND_URL_UNRESOLVED = "live_tasks.E007"
 UNKNOWN_SETTING = "live_tasks.E008"
+METRICS_WITHOUT_CLIENT = "live_tasks.E009"
+METRICS_TOKEN_WEAK = "live_tasks.W001"  # noqa: S105 -- a check id, not a secret
+
+# 32 characters of secrets.token_urlsafe() hold 192 random bits; a shorter token was typed by hand.
+METRICS_TOKEN_MIN_LENGTH = 32
 
 Messages = list[checks.CheckMessage]
 
@@ -179,6 +185,35 @@ def check_settings_keys(app_configs: Any = None, **kwargs: Any) -> Messages:
     ]
 
 
+def check_metrics(app_configs: Any = None, **kwargs: Any) -> Messages:
+    from .conf import live_settings
+
+    token = live_settings.METRICS_TOKEN
+    if not token:
+        return []
+    if importlib.util.find_spec("prometheus_client") is None:
+        return [
+            checks.Error(
+                'LIVE_TASKS["METRICS_TOKEN"] is set, but prometheus-client is not installed: the metrics '
+                "endpoint would answer 500.",
+                hint="pip install 'django-live-tasks[metrics]' (or prometheus-client), or unset the token.",
+                obj="settings.LIVE_TASKS",
+                id=METRICS_WITHOUT_CLIENT,
+            )
+        ]
+    if not isinstance(token, str) or len(token) < METRICS_TOKEN_MIN_LENGTH:
+        return [
+            checks.Warning(
+                f'LIVE_TASKS["METRICS_TOKEN"] is not a string of at least {METRICS_TOKEN_MIN_LENGTH} characters: '
+                "anyone who guesses it reads the site's metrics.",
+                hint='python -c "import secrets; print(secrets.token_urlsafe(32))"',
+                obj="settings.LIVE_TASKS",
+                id=METRICS_TOKEN_WEAK,
+            )
+        ]
+    return []
+
+
 ALL_CHECKS = (
     check_worker_class,
     check_queue,
@@ -187,4 +222,5 @@ ALL_CHECKS = (
     check_kinds_registered_once,
     check_kind_urls,
     check_settings_keys,
+    check_metrics,
 )

@@ -57,6 +57,9 @@ DEFAULTS: dict[str, Any] = {
     "RECONCILE_INTERVAL_SECONDS": 10,
     # ...and how old its last pass may be before the health view answers 503.
     "SAFETY_NET_MAX_AGE_SECONDS": 60,
+    # The bearer token that Prometheus sends to live_tasks:metrics (live_tasks.metrics); None: the
+    # endpoint answers 404. Needs prometheus-client (the extra django-live-tasks[metrics]).
+    "METRICS_TOKEN": None,
 }
 
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from django.core.files import File
 from django.core.files.storage import default_storage
 
+from . import stats
 from .conf import live_settings
 from .types import TaskId
 
@@ -87,27 +90,40 @@ def _result_folder(task_id: TaskId) -> str:
     return f"tasks/{task_id}"
 
 
+@contextmanager
+def storage_errors_counted(operation: str) -> Iterator[None]:
+    """Count an error of the result storage (an object store's outage shows in the metrics), and let it go on."""
+    try:
+        yield
+    except Exception:
+        stats.count("live_tasks_storage_errors", operation=operation)
+        raise
+
+
 def result_store(task_id: TaskId, *, name: str) -> str:
     """Move the finished work file into storage as the task's result; return the stored name."""
-    with open(work_path(task_id), "rb") as handle:
+    with open(work_path(task_id), "rb") as handle, storage_errors_counted("save"):
         return default_storage.save(f"{_result_folder(task_id)}/{name}", _WorkFile(handle))
 
 
 def result_open(name: str) -> IO[bytes]:
-    return default_storage.open(name, "rb")
+    with storage_errors_counted("open"):
+        return default_storage.open(name, "rb")
 
 
 def result_size(name: str) -> int | None:
     """The stored result's size in bytes, or None if storage cannot tell."""
     try:
-        return default_storage.size(name)
+        with storage_errors_counted("size"):
+            return default_storage.size(name)
     except OSError:
         return None
 
 
 def result_delete(name: str) -> None:
     if name:
-        default_storage.delete(name)
+        with storage_errors_counted("delete"):
+            default_storage.delete(name)
 
 
 def results_delete(task_id: TaskId) -> None:
@@ -116,6 +132,10 @@ def results_delete(task_id: TaskId) -> None:
     try:
         _, names = default_storage.listdir(folder)
     except FileNotFoundError:
-        return
+        return  # it stored nothing: no error
+    except Exception:
+        stats.count("live_tasks_storage_errors", operation="list")
+        raise
     for name in names:
-        default_storage.delete(f"{folder}/{name}")
+        with storage_errors_counted("delete"):
+            default_storage.delete(f"{folder}/{name}")

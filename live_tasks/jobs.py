@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import translation
 
+from . import stats
 from .cleanup import task_cleanup
 from .errors import TaskInputInvalid, kind_unavailable_error, user_error_for
 from .files import result_delete, work_files_delete
@@ -24,8 +25,12 @@ logger = logging.getLogger(__name__)
 
 def task_run_job(task_id: str, language: str = "") -> str:
     """`language`: the task's (Task.language), for what the job and its kind write."""
-    with translation.override(language or settings.LANGUAGE_CODE):
-        return _task_run(task_id)
+    try:
+        with translation.override(language or settings.LANGUAGE_CODE):
+            return _task_run(task_id)
+    finally:
+        # A work horse ends with os._exit, without atexit: write its metrics before (never raises).
+        stats.flush()
 
 
 def _task_run(task_id: str) -> str:

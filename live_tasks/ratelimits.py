@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from . import redisclients
+from . import redisclients, stats
 
 KEY_PREFIX = "ratelimit"
 
@@ -46,6 +46,7 @@ class Limit:
             count, _ = pipe.execute()
         if count <= self.limit:
             return None
+        stats.count("live_tasks_rate_limited", limit=self.name)  # in memory; written once a second
         return max(1, math.ceil(window_start + self.window_seconds - now))
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from django.db import close_old_connections
 
+from . import stats
 from .conf import live_settings
 from .files import upload_spools_sweep
 from .queue import default_queue
@@ -44,6 +45,15 @@ class Periodic:
 
 def record_safety_net_pass() -> None:
     default_queue().connection.set(SAFETY_NET_PASS_KEY, f"{time.time():.3f}")
+    stats.count("live_tasks_safety_net_passes")
+
+
+def safety_net_pass() -> dict[str, int]:
+    """One pass of the safety net; what it did is counted for the metrics (by action)."""
+    done = tasks_reconcile()
+    for action, how_many in done.items():
+        stats.count("live_tasks_safety_net_actions", how_many, action=action)
+    return done
 
 
 def safety_net_last_pass() -> float | None:
@@ -57,7 +67,7 @@ def schedule() -> list[Periodic]:
         Periodic(
             "safety net",
             lambda: live_settings.RECONCILE_INTERVAL_SECONDS,
-            tasks_reconcile,
+            safety_net_pass,
             on_success=record_safety_net_pass,
         ),
         Periodic("result expiry", lambda: 3600, tasks_expire),

@@ -1,12 +1,13 @@
 """`path("tasks/", include("live_tasks.urls"))`: every task's page, cancel, delete and download, the
-Task JSON (`api/`), and the catalog of live.js's translations. A kind's own set: `kind_urlpatterns`."""
+Task JSON (`api/`), the catalog of live.js's translations, and the Prometheus metrics (`metrics/`,
+behind LIVE_TASKS["METRICS_TOKEN"]). A kind's own set: `kind_urlpatterns`."""
 
 from __future__ import annotations
 
 from django.urls import URLPattern, path
 from django.views.i18n import JavaScriptCatalog
 
-from . import views
+from . import metrics, views
 
 # Mounted at /api/tasks/ too by this site's project/urls.py (its clients use that path).
 api_urlpatterns = [
@@ -25,6 +26,7 @@ urlpatterns = [
     path("api/", views.api_task_list, name="api-task-list"),
     path("api/<uuid:task_id>/", views.api_task_detail, name="api-task-detail"),
     path("jsi18n/", JavaScriptCatalog.as_view(packages=["live_tasks"]), name="javascript-catalog"),
+    path("metrics/", metrics.metrics_view, name="metrics"),
 ]
 
 

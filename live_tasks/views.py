@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from .conf import live_settings
 from .errors import TaskError
+from .files import storage_errors_counted
 from .http import AuthenticatedHttpRequest, file_download_response, login_required_json_or_redirect, wants_json
 from .kinds import UnknownTaskKind
 from .models import Task
@@ -131,8 +132,9 @@ def task_download(request: AuthenticatedHttpRequest, task_id: str, kind: str | N
     if not task_has_file(task):
         return _file_gone(request, task)
     try:
-        handle = task.file.open("rb")
-        size = task.file.size
+        with storage_errors_counted("open"):  # a row whose file storage lost counts too
+            handle = task.file.open("rb")
+            size = task.file.size
     except FileNotFoundError:
         return _file_gone(request, task)
     name = task.kind_spec.download_name(task)

@@ -289,6 +289,8 @@ LIVE_TASKS: dict[str, Any] = {
     "WORKER_NICENESS": env.int("WORKER_NICENESS", default=10),
     "RECONCILE_INTERVAL_SECONDS": env.int("TASK_RECONCILE_INTERVAL_SECONDS", default=10),
     "SAFETY_NET_MAX_AGE_SECONDS": env.int("TASK_SAFETY_NET_MAX_AGE_SECONDS", default=60),
+    # The bearer token Prometheus sends to /tasks/metrics/ (docs/metrics.md); unset: that URL is a 404.
+    "METRICS_TOKEN": env.str("METRICS_TOKEN", default=None),
 }
 # The same for a failed account email (welcome, password reset) on the "email" queue.
 EMAIL_FAILED_JOB_TTL_SECONDS = env.int("EMAIL_FAILED_JOB_TTL_SECONDS", default=7 * 24 * 3600)

@@ -109,6 +109,8 @@ MISCONFIGURATIONS = {
     "live_tasks.E006": 'INSTALLED_APPS += ["twice"]',
     "live_tasks.E007": 'INSTALLED_APPS += ["unrouted"]',
     "live_tasks.E008": 'LIVE_TASKS = {"PROGRES_INTERVAL": 1}',
+    # Metrics asked for without the [metrics] extra (prometheus-client), which this venv lacks.
+    "live_tasks.E009": 'LIVE_TASKS = {"METRICS_TOKEN": "x" * 40}',
 }
 MISFIT_KINDS = {
     "twice": 'register(TaskKind(name="count", label="Count again", run=count))',

@@ -32,6 +32,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from redis.exceptions import RedisError
 
+from .. import stats
 from ..conf import live_settings
 from .groups import session_group_name, user_sockets_group_name
 from .sessions import SessionCheck, session_check, staff_feed_allowed
@@ -90,6 +91,7 @@ class SessionFeedConsumer(AsyncWebsocketConsumer):
     user_id: int
     _watch: asyncio.Task[None] | None = None
     _registration: UserSockets | None = None
+    _counted_open = False
 
     # --- For subclasses ---------------------------------------------------------------------
 
@@ -123,6 +125,7 @@ class SessionFeedConsumer(AsyncWebsocketConsumer):
             # looks the same as a network error to a browser).
             await self.accept()
             await self.close(code=CLOSE_UNAUTHENTICATED)
+            stats.count("live_tasks_sockets_closed", reason="anonymous")
             return
         self.user_id = user.pk
         self.staff_feed = await database_sync_to_async(self.wants_staff_feed)()
@@ -138,6 +141,8 @@ class SessionFeedConsumer(AsyncWebsocketConsumer):
         check = await self._check()
         if not check.valid:
             return await self._end(CLOSE_UNAUTHENTICATED)
+        self._counted_open = True
+        stats.socket_opened()  # this daphne's count of live sockets, reported with its name
         await self._register()
         self._watch = asyncio.create_task(self._keep_checking(check.expires_at))
         await self.send_snapshot()
@@ -145,6 +150,9 @@ class SessionFeedConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self._watch is not None:
             self._watch.cancel()
+        if self._counted_open:
+            self._counted_open = False
+            stats.socket_closed()
         await self._leave_groups()
         if self._registration is not None:
             with contextlib.suppress(RedisError, OSError):
@@ -161,6 +169,8 @@ class SessionFeedConsumer(AsyncWebsocketConsumer):
         if self.ended:
             return
         self.ended = True
+        reason = "evicted" if code == CLOSE_TOO_MANY_SOCKETS else "revoked"
+        stats.count("live_tasks_sockets_closed", reason=reason)
         await self._leave_groups()
         await self.close(code=code)
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 
+from .. import stats
 from .groups import STAFF_GROUP, session_group_name, user_group_name, user_sockets_group_name
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,16 @@ class _LayerPublisher:
             return self._loop
 
     async def _send(self, groups: tuple[str, ...], message: dict[str, Any]) -> None:
+        # Counted here, before the caller waiting on it wakes (a work horse writes its metrics
+        # right after its last, waited-for push, then exits); in memory only (live_tasks/stats.py).
+        try:
+            await self._send_to_groups(groups, message)
+        except BaseException:
+            stats.count("live_tasks_pushes", type=message["type"], outcome="dropped")
+            raise
+        stats.count("live_tasks_pushes", type=message["type"], outcome="sent")
+
+    async def _send_to_groups(self, groups: tuple[str, ...], message: dict[str, Any]) -> None:
         layer = get_channel_layer()
         assert layer is not None  # settings.CHANNEL_LAYERS configures the default layer
         for group in groups:
@@ -113,12 +124,14 @@ def publisher_warm_up() -> None:
 def publish_session_ended(*, session_key: str) -> bool:
     """Close every socket opened on this session (a logout), whatever the session row says now."""
     message = {"type": "socket.revoke", "recheck": False}
+    stats.count("live_tasks_socket_revocations", reason="logout")
     return _publisher.send((session_group_name(session_key),), message, wait=True, timeout=CONTROL_SEND_TIMEOUT)
 
 
 def publish_user_sockets_recheck(*, user_id: int) -> bool:
     """Make every socket of the user re-check its session now; those no longer valid close."""
     message = {"type": "socket.revoke", "recheck": True}
+    stats.count("live_tasks_socket_revocations", reason="recheck")
     return _publisher.send((user_sockets_group_name(user_id),), message, wait=True, timeout=CONTROL_SEND_TIMEOUT)
 
 
