@@ -5,27 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from posts.models import Post
 from tests.factories import session_cookie_for
+from tests.library.helpers import off_loop
 from tests.processes import ROOT, child_env
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # Many small chunks and a short throttle, so that an export reports its progress often.
 SITE_ENV = {"EXPORT_CHUNK_SIZE": "500", "TASK_PROGRESS_INTERVAL": "0.05"}
 OUT = Path(os.environ.get("TEST_OUTPUT_DIR", ROOT / "test-output"))
@@ -71,29 +61,6 @@ def site_env_for(smtp_url: str, **extra: str) -> dict[str, str]:
         [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True, timeout=60
     )
     return env
-
-
-def launch_chromium(playwright):
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install it with `bash scripts/ensure_chromium.sh` (or `make browser`).")
-    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-
-
-def off_loop(fn, *args, **kwargs):
-    """Call `fn` (which uses the ORM) in another thread and return its result.
-
-    Sync Playwright runs an event loop in the test's thread, and Django refuses ORM calls from a
-    thread with a running loop (SynchronousOnlyOperation).
-    """
-
-    def call():
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(call).result()
 
 
 def sign_in(context, user, url: str) -> None:

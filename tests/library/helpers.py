@@ -12,18 +12,20 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import factory
 import psutil
+import pytest
 from channels.routing import get_default_application
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
-from django.db import connection
+from django.db import connection, connections
 from django.test import Client
 
 from live_tasks.conf import live_settings
@@ -171,6 +173,42 @@ class LiveFeed:
         self._thread.join(10)
         if self.error:
             raise self.error
+
+
+# --- A real browser ----------------------------------------------------------------------------
+# Debian's Chromium (`make browser`), driven by Playwright: its own browser download cannot work offline.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def launch_chromium(playwright):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install it with `bash scripts/ensure_chromium.sh` (or `make browser`).")
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+
+
+def off_loop(fn, *args, **kwargs):
+    """Call `fn` (which uses the ORM) in another thread and return its result.
+
+    Sync Playwright runs an event loop in the test's thread, and Django refuses ORM calls from a
+    thread with a running loop (SynchronousOnlyOperation).
+    """
+
+    def call():
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(call).result()
 
 
 # --- The real programs --------------------------------------------------------------------------
