@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from posts.models import Post
 from tests.factories import session_cookie_for
+from tests.library.helpers import launch_chromium as launch_chromium
 from tests.library.helpers import off_loop
 from tests.processes import ROOT, child_env
 
