@@ -33,7 +33,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from posts.models import Post, post_fingerprint
-    from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS
+    from tests.library.helpers import CHROMIUM, CHROMIUM_ARGS
     from tests.processes import daphne
 
     ((user_id, session),) = users_with_sessions("bench-longposts-", 1)

@@ -1,5 +1,6 @@
 """The ASGI application of README's "Install in your project". The tests' daphne also serves the
 static files, with the handler runserver uses, so that a real browser gets live.js."""
+
 from __future__ import annotations
 
 import os
