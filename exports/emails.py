@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from live_tasks import Task
 from live_tasks.conf import live_settings
-from live_tasks.files import work_dir
+from live_tasks.files import result_open, work_dir
 
 CHUNK_SIZE = 1024 * 1024
 # Headers, the text part and the MIME boundaries of this email: a generous bound (it is ~2 KiB).
@@ -88,7 +88,7 @@ def compress_within(stored_name: str, out: BinaryIO, *, limit: int) -> int | Non
         # mtime=0: the same export compresses to the same bytes; no file name inside either.
         capped = _CappedWriter(out, limit)
         with (
-            default_storage.open(stored_name, "rb") as source,
+            result_open(stored_name) as source,  # from a bucket: streamed, not downloaded whole first
             gzip.GzipFile("", "wb", COMPRESS_LEVEL, fileobj=capped, mtime=0) as gz,
         ):
             shutil.copyfileobj(source, gz, CHUNK_SIZE)

@@ -57,6 +57,10 @@ DEFAULTS: dict[str, Any] = {
     "RECONCILE_INTERVAL_SECONDS": 10,
     # ...and how old its last pass may be before the health view answers 503.
     "SAFETY_NET_MAX_AGE_SECONDS": 60,
+    # With result files in an S3 bucket: a download (GET or HEAD, after the owner check) is a 302 to
+    # a presigned URL of the bucket that expires within 60 s. False: the web process streams the
+    # file (byte ranges too), for a bucket that browsers cannot reach. No effect on the local disk.
+    "DOWNLOAD_REDIRECT": True,
     # The bearer token that Prometheus sends to live_tasks:metrics (live_tasks.metrics); None: the
     # endpoint answers 404. Needs prometheus-client (the extra django-live-tasks[metrics]).
     "METRICS_TOKEN": None,

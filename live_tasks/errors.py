@@ -3,6 +3,7 @@ status), a job that failed (TaskStepFailed and the messages below), and which fa
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, ClassVar
 
 from django.utils.translation import gettext
@@ -75,9 +76,22 @@ def is_transient(exc: BaseException) -> bool:
     """Faults that a later attempt may not meet: the network's (refusals, resets, timeouts).
 
     A step whose service has transient faults of its own (a mail server's 4xx replies) passes its
-    own test to `with_retries(..., transient=...)`.
+    own test to `with_retries(..., transient=...)`. An S3 bucket's faults (through botocore) count
+    when another attempt may fare better: no connection, a timeout, a 5xx or throttling; not a
+    refusal (a wrong key, no such bucket), which retrying cannot fix.
     """
-    return isinstance(exc, OSError)
+    return isinstance(exc, OSError) or _is_transient_s3_fault(exc)
+
+
+def _is_transient_s3_fault(exc: BaseException) -> bool:
+    botocore = sys.modules.get("botocore.exceptions")  # never imported here: a site on disk has none
+    if botocore is None:
+        return False
+    if isinstance(exc, botocore.ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return bool(status >= 500 or exc.response.get("Error", {}).get("Code") in {"SlowDown", "RequestTimeout"})
+    # EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError...
+    return isinstance(exc, botocore.HTTPClientError | botocore.ConnectionError)
 
 
 def user_error_for(exc: BaseException, kind: TaskKind) -> str:

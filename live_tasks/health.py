@@ -1,7 +1,8 @@
 """GET /healthz: can this process reach what it needs? For load balancers and compose healthchecks.
 
 Answers 200 when the database, Redis (the job queue) and the channel layer all respond and the
-safety net has completed a pass recently (the scheduler is alive), else 503, with the figures an
+safety net has completed a pass recently (the scheduler is alive), and, with result files in an S3
+bucket, the bucket answers this process's key; else 503, with the figures an
 operator looks at first: queued jobs and live workers (of the tasks' queue, and of the email
 queue under "queue" → "email"), and the age of the safety net's last pass.
 """
@@ -27,6 +28,7 @@ from live_tasks.queue import default_queue
 from live_tasks.scheduler import safety_net_last_pass
 
 from .conf import live_settings
+from .files import object_storage
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +63,15 @@ def _check_safety_net() -> dict[str, Any]:
     return {"ok": age is not None and age <= max_age, "last_pass_age_seconds": age, "max_age_seconds": max_age}
 
 
+def _check_storage() -> dict[str, Any]:
+    # Only for result files in a bucket (the local disk has nothing to ask): can this process's key
+    # reach its bucket? A HEAD of the bucket: refused (wrong key, no bucket) or no answer is a 503.
+    storage = object_storage()
+    assert storage is not None
+    storage.connection.meta.client.head_bucket(Bucket=storage.bucket_name)
+    return {"ok": True, "bucket": storage.bucket_name}
+
+
 async def _check_channel_layer() -> dict[str, Any]:
     layer = get_channel_layer()
     assert layer is not None  # settings.CHANNEL_LAYERS configures the default layer
@@ -79,13 +90,14 @@ async def _run(name: str, check: Callable[[], Awaitable[dict[str, Any]]]) -> tup
 @never_cache
 @require_GET
 async def healthz(request: HttpRequest) -> JsonResponse:
-    results = dict(
-        await asyncio.gather(
-            _run("database", sync_to_async(_check_database)),
-            _run("queue", sync_to_async(_check_queue, thread_sensitive=False)),
-            _run("channel_layer", _check_channel_layer),
-            _run("safety_net", sync_to_async(_check_safety_net, thread_sensitive=False)),
-        )
-    )
+    checks = [
+        _run("database", sync_to_async(_check_database)),
+        _run("queue", sync_to_async(_check_queue, thread_sensitive=False)),
+        _run("channel_layer", _check_channel_layer),
+        _run("safety_net", sync_to_async(_check_safety_net, thread_sensitive=False)),
+    ]
+    if object_storage() is not None:
+        checks.append(_run("storage", sync_to_async(_check_storage, thread_sensitive=False)))
+    results = dict(await asyncio.gather(*checks))
     healthy = all(result["ok"] for result in results.values())
     return JsonResponse({"status": "ok" if healthy else "unavailable", **results}, status=200 if healthy else 503)

@@ -84,6 +84,9 @@ def requested_range(header: str, size: int) -> tuple[int, int] | None:
 def _read_range(handle: IO[bytes], first: int, last: int) -> Iterator[bytes]:
     try:
         handle.seek(first)
+        limit_to = getattr(handle, "limit_to", None)
+        if limit_to is not None:
+            limit_to(last)  # an object in a bucket (live_tasks.files.result_open): a GET of these bytes only
         remaining = last - first + 1
         while remaining > 0:
             chunk = handle.read(min(FILE_CHUNK_SIZE, remaining))

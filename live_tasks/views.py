@@ -6,13 +6,16 @@ Kinds reuse these views for their own URLs (`/exports/<id>/`, `/imports/<id>/can
 
 from __future__ import annotations
 
+import logging
+import mimetypes
+import os
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import IO, Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -22,7 +25,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from .conf import live_settings
 from .errors import TaskError
-from .files import storage_errors_counted
+from .files import (
+    is_storage_fault,
+    object_storage,
+    result_open,
+    result_size_or_missing,
+    result_url,
+    storage_errors_counted,
+)
 from .http import AuthenticatedHttpRequest, file_download_response, login_required_json_or_redirect, wants_json
 from .kinds import UnknownTaskKind
 from .models import Task
@@ -30,6 +40,8 @@ from .permissions import VIEW_EVERY_TASK, may
 from .selectors import task_get_for_user, task_page_for_user, task_snapshot_for
 from .serializers import task_has_file, task_to_dict, task_url
 from .services import task_cancel, task_delete, tasks_delete_finished
+
+logger = logging.getLogger(__name__)
 
 
 def _page(context: dict[str, Any]) -> dict[str, Any]:
@@ -128,25 +140,49 @@ def task_cancel_view(request: AuthenticatedHttpRequest, task_id: str, kind: str 
 @require_http_methods(["GET", "HEAD"])
 @login_required
 def task_download(request: AuthenticatedHttpRequest, task_id: str, kind: str | None = None) -> HttpResponseBase:
-    task = task_get_for_user(user=request.user, task_id=task_id, kind=kind)
+    task = task_get_for_user(user=request.user, task_id=task_id, kind=kind)  # the owner's, else 404
     if not task_has_file(task):
         return _file_gone(request, task)
+    name = task.kind_spec.download_name(task)
+    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     try:
+        if live_settings.DOWNLOAD_REDIRECT and object_storage() is not None:
+            # Asked first: a file the bucket lost gets the page that says so, not the bucket's 404.
+            result_size_or_missing(task.file.name)
+            method = "HEAD" if request.method == "HEAD" else "GET"
+            url = result_url(task.file.name, filename=name, content_type=content_type, method=method)
+            if url is not None:
+                # GET and HEAD alike; byte ranges are then the bucket's to answer.
+                return HttpResponseRedirect(url, headers={"Cache-Control": "private, no-store"})
         with storage_errors_counted("open"):  # a row whose file storage lost counts too
-            handle = task.file.open("rb")
-            size = task.file.size
+            handle = result_open(task.file.name)
+            size = _handle_size(handle, task)
     except FileNotFoundError:
         return _file_gone(request, task)
-    name = task.kind_spec.download_name(task)
+    except Exception as exc:
+        if not is_storage_fault(exc):
+            raise
+        logger.warning("Download of task %s: storage failed (%r)", task.id, exc)
+        return _file_gone(request, task, unavailable=True)
     etag = f'"{task.id}-{size}"'
     return file_download_response(request, handle, size=size, filename=name, etag=etag)
 
 
-def _file_gone(request: HttpRequest, task: Task) -> HttpResponse:
-    """A download that is not (or no longer) there: a page that says why and links back, not a bare 404."""
-    return render(
-        request, "live_tasks/file_gone.html", _page({"task": task, "task_json": task_to_dict(task)}), status=404
-    )
+def _handle_size(handle: IO[bytes], task: Task) -> int:
+    handle.seek(0, os.SEEK_END)
+    size = handle.tell()
+    handle.seek(0)
+    return size
+
+
+def _file_gone(request: HttpRequest, task: Task, *, unavailable: bool = False) -> HttpResponse:
+    """A download that is not (or no longer) there: a page that says why and links back, not a bare
+    404. `unavailable`: the storage did not answer (503, try again later)."""
+    context = _page({"task": task, "task_json": task_to_dict(task), "unavailable": unavailable})
+    response = render(request, "live_tasks/file_gone.html", context, status=503 if unavailable else 404)
+    if unavailable:
+        response["Retry-After"] = "30"
+    return response
 
 
 def _list_url(request: HttpRequest, task: Task | None) -> str:

@@ -10,6 +10,8 @@ import django
 import django_stubs_ext
 import environ
 
+from project.storage_url import object_storage_from_url
+
 # Lets classes such as ModelAdmin[Task] be written with their type argument at run time too.
 django_stubs_ext.monkeypatch()
 
@@ -139,8 +141,13 @@ STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 MEDIA_URL = "media/"  # never routed: export files are served only through the owner-checked view
+# STORAGE_URL (s3://...): the tasks' result files in an S3 bucket (project/storage_url.py says the
+# format; docs/deploy.md). Unset: on the local disk, in MEDIA_ROOT.
+_storage_url = env.str("STORAGE_URL", default="")
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": object_storage_from_url(_storage_url)
+    if _storage_url
+    else {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "project.storage.StaticFilesStorage"
         if not DEBUG
@@ -289,6 +296,8 @@ LIVE_TASKS: dict[str, Any] = {
     "WORKER_NICENESS": env.int("WORKER_NICENESS", default=10),
     "RECONCILE_INTERVAL_SECONDS": env.int("TASK_RECONCILE_INTERVAL_SECONDS", default=10),
     "SAFETY_NET_MAX_AGE_SECONDS": env.int("TASK_SAFETY_NET_MAX_AGE_SECONDS", default=60),
+    # Result files in a bucket (STORAGE_URL): downloads redirect to a presigned URL; 0 streams them.
+    "DOWNLOAD_REDIRECT": env.bool("STORAGE_DOWNLOAD_REDIRECT", default=True),
     # The bearer token Prometheus sends to /tasks/metrics/ (docs/metrics.md); unset: that URL is a 404.
     "METRICS_TOKEN": env.str("METRICS_TOKEN", default=None),
 }

@@ -1,3 +1,13 @@
 from __future__ import annotations
 
-from .fixtures import clean_test_redis, client_for, fresh_limits, other_user, queue, user, user_client
+from .fixtures import (
+    bucket,
+    clean_test_redis,
+    client_for,
+    fresh_limits,
+    other_user,
+    queue,
+    s3_server,
+    user,
+    user_client,
+)

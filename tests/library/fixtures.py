@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 import redis
 from django.conf import settings
@@ -77,3 +79,27 @@ def fresh_limits():
         keys = list(connection.scan_iter(pattern, count=1000))
         if keys:
             connection.delete(*keys)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 server for the session (tests/library/s3server.py): SeaweedFS on loopback, started
+    here unless TEST_S3_ENDPOINT names one that runs already, and stopped at the end."""
+    from .s3server import start_s3_server
+
+    server = start_s3_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_server, settings):
+    """A new, empty bucket of the test's own, as the default storage (settings.STORAGES); its name."""
+    name = f"t-{uuid.uuid4().hex[:16]}"
+    client = s3_server.client()
+    client.create_bucket(Bucket=name)
+    settings.STORAGES = {**settings.STORAGES, "default": s3_server.storage_options(name)}
+    yield name
+    for key in s3_server.keys(name):
+        client.delete_object(Bucket=name, Key=key)
+    client.delete_bucket(Bucket=name)

@@ -1,7 +1,8 @@
 """`test_steps`: sleeps through `steps` steps, reporting each; may fail, may produce a file.
 
 Parameters (Task.params): steps (default 3), step_seconds (0.05), fail_at (a step number, or
-none), with_file (false). Its cleanup leaves a marker file, so a test can see that it ran.
+none), with_file (false), store_retried (false; true: the file is stored through `with_retries`,
+as an export stores its own). Its cleanup leaves a marker file, so a test can see that it ran.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from live_tasks.files import result_store, work_dir, work_path
 from live_tasks.kinds import TaskKind, TaskResult, register
 from live_tasks.models import Task
 from live_tasks.progress import ProgressReporter
+from live_tasks.retries import with_retries
 
 TEST_STEPS = "test_steps"
+STORING_FAILED = "The result could not be stored."
 
 
 def cleanup_marker(task_id: object):
@@ -33,7 +36,13 @@ def run_steps(task: Task, progress: ProgressReporter) -> TaskResult:
     stored = ""
     if task.params.get("with_file"):
         work_path(task.id).write_text(f"the result of {task.id}")
-        stored = result_store(task.id, name="result.txt")
+        store = lambda: result_store(task.id, name="result.txt")  # noqa: E731
+        # store_retried: as an export stores its file, retried on transient faults, failing with STORING_FAILED.
+        stored = (
+            with_retries(progress, "storing the file", STORING_FAILED, store)
+            if task.params.get("store_retried")
+            else store()
+        )
     # The worker process that forked this work horse: tests of several workers look at it.
     return TaskResult(detail=f"{steps} steps done by worker {os.getppid()}", file=stored)
 
