@@ -156,7 +156,7 @@ def task_download(request: AuthenticatedHttpRequest, task_id: str, kind: str | N
                 return HttpResponseRedirect(url, headers={"Cache-Control": "private, no-store"})
         with storage_errors_counted("open"):  # a row whose file storage lost counts too
             handle = result_open(task.file.name)
-            size = _handle_size(handle, task)
+            size = _handle_size(handle)
     except FileNotFoundError:
         return _file_gone(request, task)
     except Exception as exc:
@@ -168,7 +168,7 @@ def task_download(request: AuthenticatedHttpRequest, task_id: str, kind: str | N
     return file_download_response(request, handle, size=size, filename=name, etag=etag)
 
 
-def _handle_size(handle: IO[bytes], task: Task) -> int:
+def _handle_size(handle: IO[bytes]) -> int:
     handle.seek(0, os.SEEK_END)
     size = handle.tell()
     handle.seek(0)
