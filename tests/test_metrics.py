@@ -153,7 +153,9 @@ def test_a_429_from_the_launch_limit_is_counted_by_limit(db, metrics_on, user, s
 def test_open_sockets_are_shown_per_daphne_process_and_revocations_counted(metrics_on):
     user = UserFactory()
     process = stats.process_name()
-    with LiveFeed(user), LiveFeed(user):
+    with LiveFeed(user) as first, LiveFeed(user) as second:
+        for feed in (first, second):  # sent once the socket is counted (a handshake is accepted before)
+            feed.wait_for(lambda m: m["type"] == "snapshot")
         assert value(scrape(), "live_tasks_sockets_open", process=process) == 2
         client = signed_in_client(user)
         client.post("/accounts/logout/")
