@@ -68,7 +68,20 @@ class S3Storage(_S3Storage):  # type: ignore[misc]  # django-storages ships no t
             )
 
     def get_default_settings(self) -> dict[str, Any]:
-        return {**super().get_default_settings(), "public_endpoint_url": None}
+        # Defaults for a private bucket of results (a site's AWS_* settings or OPTIONS still win):
+        # presigned URLs that last a minute, a second file of one name gets a new name as on the
+        # local disk, no ACL (only the key and its presigned URLs read), path-style SigV4 requests
+        # that S3-compatible servers (MinIO, SeaweedFS) answer too.
+        return {
+            **super().get_default_settings(),
+            "public_endpoint_url": None,
+            "querystring_auth": setting("AWS_QUERYSTRING_AUTH", True),
+            "querystring_expire": setting("AWS_QUERYSTRING_EXPIRE", 60),
+            "file_overwrite": setting("AWS_S3_FILE_OVERWRITE", False),
+            "default_acl": setting("AWS_DEFAULT_ACL", None),
+            "addressing_style": setting("AWS_S3_ADDRESSING_STYLE", "path"),
+            "signature_version": setting("AWS_S3_SIGNATURE_VERSION", "s3v4"),
+        }
 
     @cached_property
     def _public_client(self) -> Any:

@@ -37,15 +37,8 @@ def object_storage_from_url(url: str) -> dict[str, Any]:
         "endpoint_url": f"{'https' if secure else 'http'}://{host}",
         "region_name": query.get("region", "us-east-1"),
         "use_ssl": secure,
-        "addressing_style": "path",
-        "signature_version": "s3v4",
-        # Presigned download URLs (LIVE_TASKS["DOWNLOAD_REDIRECT"]) work for a minute at most.
-        "querystring_auth": True,
-        "querystring_expire": 60,
-        # Never overwrite: a second file of one name gets a new name, as on the local disk.
-        "file_overwrite": False,
-        # Private objects: only the site's key and its presigned URLs read them.
-        "default_acl": None,
+        # The rest (presigned URLs for a minute, no overwrite, no ACL, path-style SigV4): the
+        # defaults of live_tasks.s3.S3Storage.
         "public_endpoint_url": query.get("public_url") or None,
     }
     if parts.username:

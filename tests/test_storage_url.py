@@ -22,12 +22,6 @@ def test_a_full_url_gives_every_option():
             "endpoint_url": "http://minio.internal:9000",
             "region_name": "eu-west-1",
             "use_ssl": False,
-            "addressing_style": "path",
-            "signature_version": "s3v4",
-            "querystring_auth": True,
-            "querystring_expire": 60,
-            "file_overwrite": False,
-            "default_acl": None,
             "public_endpoint_url": "https://files.example.com",
         },
     }

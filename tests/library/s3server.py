@@ -49,7 +49,7 @@ class S3Server:
         )
 
     def storage_options(self, bucket: str, **extra: Any) -> dict[str, Any]:
-        """STORAGES["default"] for `bucket` (the options the site's STORAGE_URL gives, project/storage_url.py)."""
+        """STORAGES["default"] for `bucket`: the connection alone, the rest live_tasks.s3.S3Storage's defaults."""
         options = {
             "access_key": self.access_key,
             "secret_key": self.secret_key,
@@ -57,12 +57,6 @@ class S3Server:
             "endpoint_url": self.endpoint_url,
             "region_name": REGION,
             "use_ssl": self.endpoint_url.startswith("https:"),
-            "addressing_style": "path",
-            "signature_version": "s3v4",
-            "querystring_auth": True,
-            "querystring_expire": 60,
-            "file_overwrite": False,
-            "default_acl": None,
         }
         return {"BACKEND": "live_tasks.s3.S3Storage", "OPTIONS": {**options, **extra}}
 

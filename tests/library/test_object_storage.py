@@ -303,3 +303,15 @@ def test_healthz_says_whether_the_bucket_answers(s3_server, bucket, settings):
     settings.STORAGES = {**settings.STORAGES, "default": unreachable_storage(s3_server, bucket)}
     status, storage = healthz_storage()
     assert status == 503 and storage["ok"] is False
+
+
+def test_the_librarys_bucket_storage_defaults_to_private_short_lived_urls_and_no_overwrite(settings):
+    """What a site that names only its connection gets (project/storage_url.py gives no more)."""
+    from live_tasks.s3 import S3Storage
+
+    storage = S3Storage(bucket_name="results", endpoint_url="http://127.0.0.1:1")  # no request made
+    assert (storage.querystring_auth, storage.querystring_expire) == (True, 60)
+    assert (storage.file_overwrite, storage.default_acl) == (False, None)
+    assert (storage.addressing_style, storage.signature_version) == ("path", "s3v4")
+    settings.AWS_QUERYSTRING_EXPIRE = 30  # a site's own AWS_* settings still win
+    assert S3Storage(bucket_name="results").querystring_expire == 30
