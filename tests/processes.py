@@ -85,12 +85,12 @@ def email_worker(env: dict[str, str], name: str = "email-worker"):
 class StalledServer:
     """Accepts TCP connections and never answers: a hung mail server."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
+        self._sock.bind((host, 0))
         self._sock.listen(16)
         self.port = self._sock.getsockname()[1]
-        self.url = f"smtp://127.0.0.1:{self.port}"
+        self.url = f"smtp://{host}:{self.port}"
 
     def __enter__(self) -> StalledServer:
         return self  # the kernel completes handshakes from the listen backlog; nobody replies
@@ -212,8 +212,11 @@ class CapturedSMTP:
 class HttpSession:
     """A signed-in browser-like HTTP client for a server started by a test (session + CSRF cookies)."""
 
-    def __init__(self, port: int, session_key: str | None = None, *, source_address: str | None = None) -> None:
+    def __init__(
+        self, port: int, session_key: str | None = None, *, source_address: str | None = None, host: str = "127.0.0.1"
+    ) -> None:
         self.port = port
+        self.host = host  # the server's address
         # The local address to connect from (any of 127.0.0.0/8 on Linux): another client's address.
         self.source_address = source_address
         self.cookies = {"sessionid": session_key} if session_key else {}
@@ -243,12 +246,12 @@ class HttpSession:
 
         if method == "POST" and "csrftoken" not in self.cookies:
             self.request("GET", "/exports/" if "sessionid" in self.cookies else "/accounts/login/")
-        headers = {"Cookie": self._cookie_header(), "Host": f"127.0.0.1:{self.port}"}
+        headers = {"Cookie": self._cookie_header(), "Host": f"{self.host}:{self.port}"}
         if json_client:
             headers["Accept"] = "application/json"
         if method == "POST":
             headers["X-CSRFToken"] = self.cookies["csrftoken"]
-            headers["Origin"] = f"http://127.0.0.1:{self.port}"
+            headers["Origin"] = f"http://{self.host}:{self.port}"
         if form is not None:
             body = urlencode(form).encode()
             headers["Content-Type"] = "application/x-www-form-urlencoded"
@@ -260,7 +263,7 @@ class HttpSession:
             payload = (body[i : i + 65536] for i in range(0, len(body), 65536))  # type: ignore[assignment]
         headers.update(extra_headers or {})
         source = (self.source_address, 0) if self.source_address else None
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60, source_address=source)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=60, source_address=source)
         try:
             conn.request(method, path, body=payload, headers=headers, encode_chunked=chunked)
             response = conn.getresponse()

