@@ -5,12 +5,14 @@ in a temporary folder and named by STORAGE_URL, as a site names its bucket. Expo
 then a fresh `manage.py rqworker default --burst` runs the real job, as in benchmarks/export.py;
 seconds = finished_at − started_at, peak RSS of the worker's process tree. Import: `import_start()`
 of benchmarks/imports.py's export file (launch s: that call, which takes the input file over), then
-the same burst worker. Floor: the same export and the same import with STORAGE_URL unset (the local
-disk), run right after each. Downloads: the bucket's export file of the largest size, fetched N times
-in a row from one daphne process of the project by its owner's session: redirected to a presigned
-URL (the default), or streamed by daphne (STORAGE_DOWNLOAD_REDIRECT=0); floor: the presigned URL
-fetched from the bucket directly. Time to first byte and total time from the request to the web
-process; daphne's CPU per download from /proc.
+the same burst worker, each import on a freshly vacuumed database. Floor: the same export and the
+same import with STORAGE_URL unset (the local disk), run right after each. Downloads: the export
+file of the largest size, fetched N times in a row from one daphne process of the project with its
+owner's session (after one HEAD): from the bucket redirected to a presigned URL (the default) or
+streamed by daphne (STORAGE_DOWNLOAD_REDIRECT=0), and from the local disk; floor: the presigned URL
+fetched from the bucket directly. Time to first byte and total time, from the request to the web
+process to the file's last byte; daphne's CPU per download and its peak RSS over the N (VmHWM,
+reset before them) from /proc.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -79,6 +82,8 @@ def task_delete(task) -> None:
 
 def import_(size: int, where: str) -> tuple[float, float, float]:
     """The real import of an export file of `size` posts by a fresh burst worker: launch s, seconds, peak RSS MiB."""
+    from django.db import connection
+
     from benchmarks.imports import export_file, fresh_user
     from imports.services import import_start
     from live_tasks.models import Task
@@ -86,6 +91,8 @@ def import_(size: int, where: str) -> tuple[float, float, float]:
     upload = OUT / f"storage-upload-{size}.json"
     shutil.copyfile(export_file(size), upload)
     user = fresh_user(f"bench-storage-import-{where}-{size}")  # and the posts of an earlier run
+    with connection.cursor() as cursor:  # every import starts from the same database, without free pages
+        cursor.execute("VACUUM")
     began = time.perf_counter()
     task = import_start(user=user, upload=upload, file_name=upload.name)
     launch = time.perf_counter() - began
@@ -144,9 +151,30 @@ def download(url: str, cookie: str = "") -> tuple[float, float, int]:
     return first, total, received
 
 
+def rss_peak_reset(pid: int) -> float:
+    """Reset the process's peak RSS (VmHWM) to its RSS now, and return that, in MiB."""
+    import psutil
+
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+    return psutil.Process(pid).memory_info().rss / MIB
+
+
+def rss_peak(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024
+
+
 def downloads(label: str, url: str, count: int, size: int, cookie: str = "", pid: int | None = None) -> dict:
-    """`count` downloads of `url` in a row, after one that warms up (imports, connections)."""
-    assert download(url, cookie)[2] == size
+    """`count` downloads of `url` in a row. Before them a HEAD (from daphne: what a first request
+    imports and connects, without a body), or a download (from the bucket)."""
+    if pid:
+        conn = http.client.HTTPConnection("127.0.0.1", urlsplit(url).port, timeout=120)
+        conn.request("HEAD", urlsplit(url).path, headers={"Cookie": cookie})
+        assert conn.getresponse().status in (200, 302)
+        conn.close()
+        rss = rss_peak_reset(pid)
+    else:
+        assert download(url, cookie)[2] == size
     cpu = cpu_seconds(pid) if pid else 0.0
     firsts, totals = [], []
     for _ in range(count):
@@ -164,6 +192,7 @@ def downloads(label: str, url: str, count: int, size: int, cookie: str = "", pid
         "total max s": max(totals),
         "MiB/s (p50)": size / MIB / (percentile(totals, 50) or 1),
         "daphne CPU s per download": (cpu_seconds(pid) - cpu) / count if pid else None,
+        "daphne peak RSS growth MiB": rss_peak(pid) - rss if pid else None,
     }
 
 
@@ -186,7 +215,7 @@ def main() -> None:
         rows: list[dict[str, Any]] = []
         with CapturedSMTP() as smtp:
             os.environ["EMAIL_URL"] = smtp.url  # the worker sends real email over loopback
-            kept = None  # the bucket's export of the largest size, for the downloads
+            kept = kept_disk = None  # the exports of the largest size, for the downloads
             for size in sizes:
                 # The bucket first: a cold cache costs the product, not the floor.
                 with storage(bucket):
@@ -198,7 +227,10 @@ def main() -> None:
                         task_delete(task)
                 with storage(None):
                     disk_s, disk_peak, task = export(size, keep=kept)
-                    task_delete(task)
+                    if size == sizes[-1]:
+                        kept_disk = task
+                    else:
+                        task_delete(task)
                 rows.append(
                     {
                         "database": connection.display_name,
@@ -234,18 +266,21 @@ def main() -> None:
                     "disk launch s": disk_launch,
                 }
             )
-        assert kept is not None
+        assert kept is not None and kept_disk is not None
+        cookie = f"sessionid={session_key(kept.user)}"
+        download_rows = []
+        for label, where, task, redirect in (
+            ("redirect to a presigned URL (default)", bucket, kept, "1"),
+            ("streamed by daphne from the bucket (STORAGE_DOWNLOAD_REDIRECT=0)", bucket, kept, "0"),
+            ("streamed by daphne from the local disk (no STORAGE_URL)", None, kept_disk, "1"),
+        ):
+            with storage(where), daphne({**os.environ, "STORAGE_DOWNLOAD_REDIRECT": redirect}) as (port, proc):
+                url = f"http://127.0.0.1:{port}/tasks/{task.id}/download/"
+                download_rows.append(downloads(label, url, count, task.file.size, cookie, proc.pid))
+        with storage(None):
+            task_delete(kept_disk)
         with storage(bucket):
             name, size = kept.file.name, kept.file.size
-            cookie = f"sessionid={session_key(kept.user)}"
-            download_rows = []
-            for label, redirect in (
-                ("redirect to a presigned URL (default)", "1"),
-                ("streamed by daphne (STORAGE_DOWNLOAD_REDIRECT=0)", "0"),
-            ):
-                with daphne({**os.environ, "STORAGE_DOWNLOAD_REDIRECT": redirect}) as (port, proc):
-                    url = f"http://127.0.0.1:{port}/tasks/{kept.id}/download/"
-                    download_rows.append(downloads(label, url, count, size, cookie, proc.pid))
             presigned = server.client().generate_presigned_url(
                 "get_object", Params={"Bucket": BUCKET, "Key": name}, ExpiresIn=3600
             )
