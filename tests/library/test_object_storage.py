@@ -422,3 +422,13 @@ def test_the_librarys_bucket_storage_defaults_to_private_short_lived_urls_and_no
     assert (storage.addressing_style, storage.signature_version) == ("path", "s3v4")
     settings.AWS_QUERYSTRING_EXPIRE = 30  # a site's own AWS_* settings still win
     assert S3Storage(bucket_name="results").querystring_expire == 30
+
+
+def test_a_sites_own_transfer_config_setting_is_kept(settings):
+    from boto3.s3.transfer import TransferConfig
+
+    from live_tasks.s3 import UPLOAD_PART_BYTES, S3Storage
+
+    assert S3Storage(bucket_name="results").transfer_config.multipart_chunksize == UPLOAD_PART_BYTES
+    settings.AWS_S3_TRANSFER_CONFIG = TransferConfig(multipart_chunksize=5 * 1024 * 1024)
+    assert S3Storage(bucket_name="results").transfer_config.multipart_chunksize == 5 * 1024 * 1024
