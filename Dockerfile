@@ -25,8 +25,8 @@ COPY . .
 # SECRET_KEY to load; this dummy one exists only during this step and never reaches runtime.
 RUN SECRET_KEY=collectstatic-build-only-dummy-key DEBUG=0 python manage.py collectstatic --noinput
 
-# The export files live here. A named volume mounted on it is first filled from the image, owner
-# included, so the non-root user can write the exports that web and worker share.
+# The task files on the local disk (MEDIA_ROOT), owned by the non-root user. docker-compose.yml keeps
+# them in a bucket instead (STORAGE_URL): there each container writes only its own upload spools here.
 RUN mkdir -p /app/media && chown app:app /app/media
 
 USER app

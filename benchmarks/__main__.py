@@ -24,6 +24,7 @@ RUNS = [
     ("overhead", "sqlite"),
     ("export_email", "sqlite"),
     ("longposts", "sqlite"),
+    ("storage", "sqlite"),  # starts its own S3 server (SeaweedFS)
 ]
 
 

@@ -31,6 +31,7 @@ class TimedWorker(TaskWorker):
         import django.db.backends.base.base as db
 
         import exports.services as export
+        import live_tasks.files as files
         import live_tasks.state as state
 
         for owner, name, phase in [
@@ -38,7 +39,7 @@ class TimedWorker(TaskWorker):
             (state, "_update", "transitions: UPDATE"),
             (state, "_publish_and_signal", "transitions: read and push"),  # and signal: no receivers here
             (export, "write_posts_json", "writing"),
-            (export, "result_store", "storing"),
+            (files, "result_store", "storing"),  # on the local disk; into a bucket, storing is writing
             (export, "export_email_send", "emailing"),
         ]:
             setattr(owner, name, self.timed(getattr(owner, name), phase))

@@ -27,6 +27,7 @@ ORDER = [
     "overhead",
     "export-email",
     "longposts",
+    "storage",
 ]
 HEADER = """# Benchmarks
 

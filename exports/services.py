@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 
 from live_tasks import ProgressReporter, Task, TaskResult, task_start, with_retries
-from live_tasks.files import result_store, work_path
+from live_tasks.files import result_writer
 
 from .emails import email_fault_is_transient, export_email_send
 from .writer import write_posts_json
@@ -31,17 +31,20 @@ def export_start(*, user: User) -> Task:
 
 
 def export_run(task: Task, progress: ProgressReporter) -> TaskResult:
-    """Inside the worker: write the file, store it, email it. The core marks the task succeeded."""
-    with open(work_path(task.id), "wb") as out:
-        count = write_posts_json(
-            author=task.user,
-            out=out,
-            chunk_size=settings.EXPORT_CHUNK_SIZE,
-            on_progress=lambda done, total: progress(done, total, detail=f"{done:,} of {total:,} posts"),
-        )
-    stored_name = with_retries(
-        progress, "storing the file", STORAGE_FAILED, lambda: result_store(task.id, name=export_file_name(task))
-    )
+    """Inside the worker: write the file into storage, email it. The core marks the task succeeded."""
+
+    def write() -> tuple[str, int]:
+        # Into a bucket the file is stored as it is written: a fault of storage starts it again.
+        with result_writer(task.id, name=export_file_name(task)) as out:
+            count = write_posts_json(
+                author=task.user,
+                out=out,
+                chunk_size=settings.EXPORT_CHUNK_SIZE,
+                on_progress=lambda done, total: progress(done, total, detail=f"{done:,} of {total:,} posts"),
+            )
+        return out.stored_name, count
+
+    stored_name, count = with_retries(progress, "storing the file", STORAGE_FAILED, write)
     progress.say(f"Emailing {count:,} posts…")  # at once: a slow mail server keeps the task here
     emailed = with_retries(
         progress,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from itertools import islice
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Protocol
 
 import orjson
 from django.db import connection
@@ -18,22 +17,26 @@ from posts.models import Post, PostQuerySet
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
-# The count is written before the posts but only known exactly after them (posts may be deleted
-# while the export runs), so the header reserves this many bytes and is patched at the end.
-_COUNT_WIDTH = 20
+
+class BytesSink(Protocol):
+    """Where the document goes: a file, or live_tasks.files.result_writer's upload."""
+
+    def write(self, data: bytes, /) -> int | None: ...
 
 
 def write_posts_json(
     *,
     author: User,
-    out: BinaryIO,
+    out: BytesSink,
     chunk_size: int,
     on_progress: Callable[[int, int], None],
 ) -> int:
-    """Write `{"user", "exported_at", "count", "posts": [...]}` to `out`; return the post count.
+    """Write `{"user", "exported_at", "posts": [...], "count"}` to `out`; return the post count.
 
-    Posts are read as plain tuples (no model instances) in id order, `chunk_size` rows per
-    database round trip; each chunk is serialised by orjson in one call.
+    Written in order, never sought back (`out` may be an upload to a bucket): the count comes last,
+    being known exactly only after the posts (some may be deleted while the export runs). Posts are
+    read as plain tuples (no model instances) in id order, `chunk_size` rows per database round
+    trip; each chunk is serialised by orjson in one call.
     """
     posts = Post.objects.by_author(author)
     # Posts written after the export started are left for the next export.
@@ -42,9 +45,7 @@ def write_posts_json(
     chunks = _chunks_by_id(posts.filter(id__lte=bounds["last_id"] or 0), chunk_size)
 
     header = orjson.dumps({"user": author.get_username(), "exported_at": timezone.now()})
-    out.write(header[:-1] + b',"count":')
-    count_offset = out.tell()
-    out.write(b" " * _COUNT_WIDTH + b',"posts":[')
+    out.write(header[:-1] + b',"posts":[')
 
     written = 0
     for chunk in chunks:
@@ -54,11 +55,7 @@ def write_posts_json(
         out.write(encoded[1:-1])  # the chunk's items without its own brackets
         written += len(chunk)
         on_progress(written, total)
-    out.write(b"]}\n")
-
-    out.seek(count_offset)
-    out.write(str(written).encode().rjust(_COUNT_WIDTH))
-    out.seek(0, io.SEEK_END)
+    out.write(b'],"count":%d}\n' % written)
     return written
 
 

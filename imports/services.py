@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, TypeVar
 from django.conf import settings
 
 from live_tasks import ProgressReporter, Task, TaskInputInvalid, TaskNoLongerRunning, TaskResult, task_start
-from live_tasks.files import input_path
+from live_tasks.files import input_open
 from posts.services import BatchNotPending, posts_batch_delete, posts_batch_open, posts_batch_reveal, posts_stage
 
 from .reader import ImportFileError, PostReader
@@ -45,11 +45,10 @@ def import_run(task: Task, progress: ProgressReporter) -> TaskResult:
     The staged posts stay invisible; the core reveals them in the same transaction that marks the
     task succeeded (TaskResult.commit), or the kind's cleanup discards them.
     """
-    path = input_path(task.id)
-    total_bytes = path.stat().st_size
+    upload, total_bytes = input_open(task.id)  # from the local disk or the bucket, as a stream
     posts_batch_open(author=task.user, batch_id=task.id)
     imported = read = 0
-    with open(path, "rb") as upload:
+    with upload:
         reader = PostReader(upload, max_decompressed_bytes=settings.IMPORT_MAX_DECOMPRESSED_BYTES)
         try:
             for batch in _batched(reader, settings.IMPORT_BATCH_SIZE):

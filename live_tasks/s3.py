@@ -55,7 +55,7 @@ class S3Storage(_S3Storage):  # type: ignore[misc]  # django-storages ships no t
 
     def __init__(self, **settings: Any) -> None:
         own_config = settings.get("client_config") is not None or setting("AWS_S3_CLIENT_CONFIG") is not None
-        if settings.get("transfer_config") is None:
+        if settings.get("transfer_config") is None and setting("AWS_S3_TRANSFER_CONFIG") is None:
             settings["transfer_config"] = upload_transfer_config()
         super().__init__(**settings)
         if not own_config:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 from contextlib import nullcontext
 from datetime import timedelta
 from functools import partial
@@ -25,7 +24,7 @@ from live_tasks.push.publish import publish_task_deleted
 from .cleanup import task_cleanup
 from .conf import live_settings
 from .errors import TaskError
-from .files import input_path, result_delete, results_delete, work_files_delete
+from .files import input_store, is_storage_fault, result_delete, results_delete, work_files_delete
 from .kinds import get_kind
 from .limits import task_launch_count, task_quota_check
 from .models import Task, TaskQuerySet
@@ -93,6 +92,15 @@ class QueueUnavailable(TaskError):
         super().__init__(message or gettext("The background service is unavailable. Please try again in a minute."))
 
 
+class StorageUnavailable(TaskError):
+    """The task's input could not be stored (the disk or the bucket refused); nothing was left behind."""
+
+    status = 503
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or gettext("The file could not be stored. Please try again in a minute."))
+
+
 def task_start(
     *,
     user: User,
@@ -107,8 +115,9 @@ def task_start(
     TaskQuotaExceeded when their stored results would pass the quota. `limited=False` is for
     staff acting for a user (the admin's Retry), never for a user's own request.
 
-    `input_file`, if given, becomes the task's input (live_tasks.files.input_path), moved into place:
-    it is the task's from then on and is deleted when the task ends. Raises TaskAlreadyRunning if
+    `input_file`, if given, becomes the task's input (live_tasks.files.input_store: moved into the
+    work directory, or sent to the bucket): it is the task's from then on and is deleted when the
+    task ends; StorageUnavailable if it cannot be stored, with the row removed again. Raises TaskAlreadyRunning if
     the user has an unfinished task of this kind (the database's unique constraint decides, so
     two simultaneous launches cannot both succeed), and QueueUnavailable if the job cannot be
     enqueued, in which case the row and the input are removed again.
@@ -149,10 +158,13 @@ def _task_create(user: User, kind: str, params: dict[str, Any], input_file: Path
         raise TaskAlreadyRunning(existing) from None
     if input_file is not None:
         try:
-            shutil.move(input_file, input_path(task.id))
-        except OSError:
+            input_store(task.id, input_file)
+        except Exception as exc:
             Task.objects.filter(pk=task.pk).delete()
-            raise
+            if not is_storage_fault(exc):
+                raise
+            logger.error("Could not store the input of task %s: %r", task.id, exc)
+            raise StorageUnavailable() from exc
     # robust=False: a failed enqueue must reach the caller, who answers 503.
     transaction.on_commit(partial(_enqueue_or_withdraw, task), robust=False)
     return task

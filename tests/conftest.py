@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 
 from .factories import signed_in_client
-from .library.fixtures import clean_test_redis, fresh_limits, other_user, queue, user
+from .library.fixtures import bucket, clean_test_redis, fresh_limits, other_user, queue, s3_server, user
 from .processes import CapturedSMTP
 
 

@@ -66,6 +66,11 @@ EXPECTED = {
         ],
         ["load and layout s"],
     ),
+    "storage": (
+        "task",
+        ["export", "import"],
+        ["bucket s", "disk s (floor)", "bucket ÷ disk time", "bucket peak RSS MiB", "disk peak RSS MiB"],
+    ),
 }
 
 
@@ -96,5 +101,12 @@ def test_smoke_mode_runs_every_benchmark_and_writes_its_figures():
     ]
     assert job[0]["outcome"] == "succeeded" and job[0]["Redis connections opened"] >= 1
     assert json.loads((out_dir / "results" / "live.json").read_text())["series"]["latency quantiles ms"]
+    storage = json.loads((out_dir / "results" / "storage.json").read_text())["tables"]
+    downloads = storage["Downloads of the largest export's file, stored in the bucket, one at a time:"]
+    assert [row["download"].split(" ")[0] for row in downloads] == ["redirect", "streamed", "streamed", "presigned"]
+    for figure in ("first byte p50 ms", "total p50 s", "total p50 ÷ floor"):
+        assert all(isinstance(row[figure], float) for row in downloads), figure
+    for figure in ("daphne CPU s per download", "daphne peak RSS growth MiB"):
+        assert all(isinstance(row[figure], float) for row in downloads[:3]), figure
     report = (out_dir / "BENCHMARKS-smoke.md").read_text()
     assert "## Export throughput and memory" in report and "| POST /exports/ |" in report

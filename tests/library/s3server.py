@@ -63,9 +63,14 @@ class S3Server:
         return {"BACKEND": "live_tasks.s3.S3Storage", "OPTIONS": {**options, **extra}}
 
     def keys(self, bucket: str) -> list[str]:
-        """Every object in the bucket, listed by the server."""
-        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket)
-        return sorted(item["Key"] for page in pages for item in page.get("Contents", ()))
+        """Every object in the bucket, and every upload begun and not completed (as "<key> (incomplete)"),
+        listed by the server: what the bucket holds and bills for."""
+        client = self.client()
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        keys = [item["Key"] for page in pages for item in page.get("Contents", ())]
+        uploads = client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket)
+        keys += [f"{item['Key']} (incomplete)" for page in uploads for item in page.get("Uploads", ())]
+        return sorted(keys)
 
     def uploads(self, bucket: str) -> list[str]:
         """The keys of every multipart upload begun in the bucket and neither completed nor aborted."""

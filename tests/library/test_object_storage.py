@@ -23,9 +23,10 @@ from django.utils import timezone
 from rq import SimpleWorker
 
 from live_tasks.cleanup import task_cleanup
+from live_tasks.files import RESULT_PART_BYTES, input_open, result_writer
 from live_tasks.health import healthz
 from live_tasks.models import Task
-from live_tasks.services import task_delete, task_start, tasks_delete_for_user, tasks_expire
+from live_tasks.services import StorageUnavailable, task_delete, task_start, tasks_delete_for_user, tasks_expire
 
 from .helpers import TaskFactory
 
@@ -35,7 +36,7 @@ pytest.importorskip("storages")
 pytest.importorskip("boto3")
 
 from .s3server import _free_ports  # noqa: E402  # needs boto3
-from .testapp.kinds import STORING_FAILED, TEST_STEPS
+from .testapp.kinds import STORING_FAILED, TEST_STEPS, file_pattern
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
@@ -88,6 +89,112 @@ def test_the_result_file_lands_in_the_bucket(s3_server, bucket, finished_task):
     assert stored["ContentType"] == "text/plain"
     # Its size is the bucket's (the quota counts it).
     assert finished_task.file_size == stored["ContentLength"]
+
+
+def test_a_large_result_is_streamed_into_the_bucket_in_bounded_memory(s3_server, bucket, user):
+    size = 6 * RESULT_PART_BYTES + 12345  # seven parts, the last a short one
+    block = file_pattern(64 * 1024)
+    task = TaskFactory(user=user, status=Task.Status.RUNNING)
+    tracemalloc.start()
+    try:
+        with result_writer(task.id, name="big.bin") as out:
+            for start in range(0, size, len(block)):
+                out.write(block[: min(len(block), size - start)])
+                if start == 3 * RESULT_PART_BYTES:
+                    # Mid-write: parts are in the bucket, but no object under the name yet.
+                    assert s3_server.keys(bucket) == [f"tasks/{task.id}/big.bin (incomplete)"]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert out.stored_name == f"tasks/{task.id}/big.bin"
+    assert s3_server.keys(bucket) == [out.stored_name]
+    stored = s3_server.client().get_object(Bucket=bucket, Key=out.stored_name)["Body"].read()
+    assert stored == file_pattern(size)
+    # The part being written and the one being sent, each copied once: not the 48 MiB file.
+    assert peak < 4.5 * RESULT_PART_BYTES, peak
+
+
+def test_a_result_whose_writing_fails_leaves_nothing_in_the_bucket(s3_server, bucket, user):
+    task = TaskFactory(user=user, status=Task.Status.RUNNING)
+    with pytest.raises(ZeroDivisionError), result_writer(task.id, name="big.bin") as out:
+        out.write(b"x" * (2 * RESULT_PART_BYTES + 1))  # two parts sent
+        raise ZeroDivisionError
+    assert s3_server.keys(bucket) == []
+
+
+def test_the_cleanup_aborts_the_upload_of_a_writer_that_was_killed(s3_server, bucket, user):
+    task = TaskFactory(user=user, status=Task.Status.FAILED, error="Its worker was lost.", finished_at=timezone.now())
+    client = s3_server.client()
+    # What a killed work horse leaves: an upload begun, a part sent, never completed.
+    key = f"tasks/{task.id}/posts.json"
+    upload = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    client.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=1, Body=b"x" * RESULT_PART_BYTES)
+    assert s3_server.keys(bucket) == [f"{key} (incomplete)"]
+    assert task_cleanup(task.id)
+    assert s3_server.keys(bucket) == []
+
+
+# --- A task's input in the bucket -------------------------------------------------------------
+
+
+def test_an_input_goes_to_the_bucket_and_the_job_reads_it_as_a_stream(
+    s3_server, bucket, user, queue, tmp_path, django_capture_on_commit_callbacks
+):
+    upload = tmp_path / "upload.part"
+    upload.write_bytes(file_pattern(3 * 1024 * 1024 + 7))
+    with django_capture_on_commit_callbacks(execute=True):
+        task = task_start(
+            user=user, kind=TEST_STEPS, params={"steps": 1, "with_file": True, "echo_input": True}, input_file=upload
+        )
+    # The web host keeps no copy: the file is in the bucket, under the task's folder.
+    assert not upload.exists()
+    assert s3_server.keys(bucket) == [f"tasks/{task.id}/input"]
+    reader, size = input_open(task.id)
+    with reader:
+        assert size == 3 * 1024 * 1024 + 7
+        assert reader.read(10) == file_pattern(10)
+
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    task.refresh_from_db()
+    assert task.status == Task.Status.SUCCEEDED, task.error
+    # The job read it whole; once the task ended, the input was deleted.
+    assert s3_server.keys(bucket) == [task.file.name]
+    stored = s3_server.client().get_object(Bucket=bucket, Key=task.file.name)["Body"].read()
+    assert stored == file_pattern(3 * 1024 * 1024 + 7)
+
+
+def test_a_cancelled_tasks_input_is_deleted_from_the_bucket(
+    s3_server, bucket, user, tmp_path, django_capture_on_commit_callbacks
+):
+    upload = tmp_path / "upload.part"
+    upload.write_bytes(b"[]")
+    with django_capture_on_commit_callbacks(execute=True):
+        task = task_start(user=user, kind=TEST_STEPS, params={"steps": 1}, input_file=upload)
+    assert s3_server.keys(bucket) == [f"tasks/{task.id}/input"]
+    Task.objects.filter(pk=task.pk).update(status=Task.Status.CANCELLED, finished_at=timezone.now(), needs_cleanup=True)
+    assert task_cleanup(task.id)
+    assert s3_server.keys(bucket) == []
+
+
+@pytest.mark.parametrize("fault", ["down", "wrong key"])
+def test_a_launch_whose_input_the_bucket_cannot_take_says_so_and_records_nothing(
+    s3_server, bucket, settings, user, tmp_path, django_capture_on_commit_callbacks, fault
+):
+    options = (
+        unreachable_storage(s3_server, bucket)
+        if fault == "down"
+        else s3_server.storage_options(bucket, secret_key="wrong")
+    )
+    settings.STORAGES = {**settings.STORAGES, "default": options}
+    upload = tmp_path / "upload.part"
+    upload.write_bytes(b"[]")
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(StorageUnavailable) as refused:
+        task_start(user=user, kind=TEST_STEPS, params={"steps": 1}, input_file=upload)
+    assert refused.value.status == 503
+    assert "could not be stored" in refused.value.message
+    assert not Task.objects.exists()
+    assert upload.exists()  # still the caller's, who deletes it (a view's upload handler)
+    assert s3_server.keys(bucket) == []
 
 
 # --- Downloads: a redirect to a presigned URL -----------------------------------------------
@@ -315,3 +422,13 @@ def test_the_librarys_bucket_storage_defaults_to_private_short_lived_urls_and_no
     assert (storage.addressing_style, storage.signature_version) == ("path", "s3v4")
     settings.AWS_QUERYSTRING_EXPIRE = 30  # a site's own AWS_* settings still win
     assert S3Storage(bucket_name="results").querystring_expire == 30
+
+
+def test_a_sites_own_transfer_config_setting_is_kept(settings):
+    from boto3.s3.transfer import TransferConfig
+
+    from live_tasks.s3 import UPLOAD_PART_BYTES, S3Storage
+
+    assert S3Storage(bucket_name="results").transfer_config.multipart_chunksize == UPLOAD_PART_BYTES
+    settings.AWS_S3_TRANSFER_CONFIG = TransferConfig(multipart_chunksize=5 * 1024 * 1024)
+    assert S3Storage(bucket_name="results").transfer_config.multipart_chunksize == 5 * 1024 * 1024

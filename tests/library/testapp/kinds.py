@@ -2,7 +2,10 @@
 
 Parameters (Task.params): steps (default 3), step_seconds (0.05), fail_at (a step number, or
 none), with_file (false), store_retried (false; true: the file is stored through `with_retries`,
-as an export stores its own). Its cleanup leaves a marker file, so a test can see that it ran.
+as an export stores its own), file_bytes (the file's size: 0 for one line naming the task; more:
+that many bytes of a repeating pattern, written 64 KiB at a time), echo_input (false; true: the
+file is the task's input, read as a stream). Its cleanup leaves a marker file, so a test can see
+that it ran.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import os
 import time
 
 from live_tasks.errors import TaskStepFailed
-from live_tasks.files import result_store, work_dir, work_path
+from live_tasks.files import input_open, result_writer, work_dir
 from live_tasks.kinds import TaskKind, TaskResult, register
 from live_tasks.models import Task
 from live_tasks.progress import ProgressReporter
@@ -35,8 +38,7 @@ def run_steps(task: Task, progress: ProgressReporter) -> TaskResult:
         progress(step, steps, detail=f"Step {step} of {steps}")
     stored = ""
     if task.params.get("with_file"):
-        work_path(task.id).write_text(f"the result of {task.id}")
-        store = lambda: result_store(task.id, name="result.txt")  # noqa: E731
+        store = lambda: write_file(task)  # noqa: E731
         # store_retried: as an export stores its file, retried on transient faults, failing with STORING_FAILED.
         stored = (
             with_retries(progress, "storing the file", STORING_FAILED, store)
@@ -45,6 +47,31 @@ def run_steps(task: Task, progress: ProgressReporter) -> TaskResult:
         )
     # The worker process that forked this work horse: tests of several workers look at it.
     return TaskResult(detail=f"{steps} steps done by worker {os.getppid()}", file=stored)
+
+
+WRITE_BYTES = 64 * 1024
+
+
+def file_pattern(size: int) -> bytes:
+    """What a task with file_bytes=size writes."""
+    block = bytes(range(256)) * (WRITE_BYTES // 256)
+    return (block * (size // WRITE_BYTES + 1))[:size]
+
+
+def write_file(task: Task) -> str:
+    with result_writer(task.id, name="result.txt") as out:
+        if task.params.get("echo_input"):
+            upload, _ = input_open(task.id)
+            with upload:
+                while chunk := upload.read(WRITE_BYTES):
+                    out.write(chunk)
+        elif size := int(task.params.get("file_bytes", 0)):
+            block = file_pattern(WRITE_BYTES)
+            for start in range(0, size, WRITE_BYTES):
+                out.write(block[: min(WRITE_BYTES, size - start)])
+        else:
+            out.write(f"the result of {task.id}".encode())
+    return out.stored_name
 
 
 def mark_cleaned(task: Task) -> None:
