@@ -72,11 +72,6 @@ class S3Server:
         keys += [f"{item['Key']} (incomplete)" for page in uploads for item in page.get("Uploads", ())]
         return sorted(keys)
 
-    def uploads(self, bucket: str) -> list[str]:
-        """The keys of every multipart upload begun in the bucket and neither completed nor aborted."""
-        pages = self.client().get_paginator("list_multipart_uploads").paginate(Bucket=bucket)
-        return sorted(item["Key"] for page in pages for item in page.get("Uploads", ()))
-
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
