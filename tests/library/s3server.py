@@ -96,28 +96,32 @@ def weed_binary() -> str:
     return found
 
 
-def _free(port: int, ip: str = "127.0.0.1") -> bool:
+def _free(port: int) -> bool:
+    # weed also listens on a Unix socket named after each port (/tmp/seaweedfs-<part>-<port>.sock):
+    # in the temporary folder, which servers in other network namespaces share.
+    if any(Path(tempfile.gettempdir()).glob(f"seaweedfs-*-{port}.sock")):
+        return False
     with socket.socket() as probe:
         try:
-            probe.bind((ip, port))
+            probe.bind(("127.0.0.1", port))
         except OSError:
             return False
     return True
 
 
-def _free_ports(count: int, ip: str = "127.0.0.1") -> list[int]:
+def _free_ports(count: int) -> list[int]:
     """Ports that are free, and whose gRPC companion (+10000) is free too."""
     ports: list[int] = []
     while len(ports) < count:
         port = random.randint(20000, 29999)
-        if port not in ports and _free(port, ip) and _free(port + GRPC_OFFSET, ip):
+        if port not in ports and _free(port) and _free(port + GRPC_OFFSET):
             ports.append(port)
     return ports
 
 
 def start_s3_server(*, ip: str = "127.0.0.1", netns: str | None = None) -> S3Server:
     """SeaweedFS listening on `ip` alone; with `netns`, run inside that network namespace (of
-    which `ip` is an address, and which this process reaches), on ports a fresh namespace has free."""
+    which `ip` is an address, and which this process reaches)."""
     endpoint = os.environ.get("TEST_S3_ENDPOINT")
     if endpoint and netns is None:
         return S3Server(
@@ -129,8 +133,7 @@ def start_s3_server(*, ip: str = "127.0.0.1", netns: str | None = None) -> S3Ser
     identity = {"name": "tests", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}]}
     identity["actions"] = ["Admin", "Read", "Write", "List", "Tagging"]
     config.write_text(json.dumps({"identities": [identity]}))
-    # In a namespace of its own every port is free (and this process cannot probe them).
-    master, volume, filer, s3, admin = _free_ports(5) if netns is None else [20001, 20002, 20003, 20004, 20005]
+    master, volume, filer, s3, admin = _free_ports(5)
     command = [
         *(["ip", "netns", "exec", netns] if netns else []),
         binary, "mini", f"-dir={folder / 'data'}", f"-ip={ip}", f"-ip.bind={ip}",
