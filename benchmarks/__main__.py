@@ -21,6 +21,7 @@ RUNS = [
     ("launch", "postgres"),
     ("sockets", "postgres"),
     ("burst", "postgres"),
+    ("sharded", "postgres"),
     ("overhead", "sqlite"),
     ("export_email", "sqlite"),
     ("longposts", "sqlite"),

@@ -24,6 +24,7 @@ ORDER = [
     "launch-postgres",
     "sockets",
     "burst",
+    "sharded",
     "overhead",
     "export-email",
     "longposts",

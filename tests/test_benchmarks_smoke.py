@@ -51,6 +51,11 @@ EXPECTED = {
     "launch-postgres": ("endpoint", ["POST /exports/", "no-op view (same middleware)"], LAUNCH),
     "sockets": ("consumer", ["project consumer", "no-op consumer (accept only)"], ["KiB per socket", "errors"]),
     "burst": ("exports", [4], ["launch p99 ms", "final push p99 ms (all)", "makespan s", "exports/s"]),
+    "sharded": (
+        "channel layer",
+        ["2 Redis shards", "1 Redis (baseline)"],
+        ["KiB per socket", "final push p50 ms", "final push p99 ms", "finals missed after the reconnect snapshot"],
+    ),
     "overhead": ("phase", None, ["p50 ms"]),
     "export-email": (
         "variant",
