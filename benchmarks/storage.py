@@ -35,7 +35,7 @@ SIZES, SMOKE_SIZES = [1_000, 1_000_000], [100, 500]
 DOWNLOADS, SMOKE_DOWNLOADS = 10, 3
 BUCKET = "bench-results"
 BUCKET_LABEL, DISK_LABEL = "bucket", "disk"
-DOWNLOADS_CAPTION = "Downloads of the largest export's file, stored in the bucket, one at a time:"
+DOWNLOADS_CAPTION = "Downloads of the largest export's file, one at a time:"
 WORKER = [sys.executable, "manage.py", "rqworker", "default", "--burst"]
 
 
