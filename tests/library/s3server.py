@@ -39,6 +39,7 @@ class S3Server:
     secret_key: str
     process: subprocess.Popen[bytes] | None = None
     folder: Path | None = None
+    ports: tuple[int, ...] = ()  # of a server started here
 
     def client(self, *, secret_key: str | None = None) -> Any:
         return boto3.client(
@@ -80,6 +81,9 @@ class S3Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        for port in self.ports:  # the Unix sockets weed leaves behind (_free)
+            for path in _weed_sockets(port):
+                path.unlink(missing_ok=True)
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -96,10 +100,14 @@ def weed_binary() -> str:
     return found
 
 
+def _weed_sockets(port: int) -> list[Path]:
+    return list(Path(tempfile.gettempdir()).glob(f"seaweedfs-*-{port}.sock"))
+
+
 def _free(port: int) -> bool:
     # weed also listens on a Unix socket named after each port (/tmp/seaweedfs-<part>-<port>.sock):
     # in the temporary folder, which servers in other network namespaces share.
-    if any(Path(tempfile.gettempdir()).glob(f"seaweedfs-*-{port}.sock")):
+    if _weed_sockets(port):
         return False
     with socket.socket() as probe:
         try:
@@ -143,7 +151,10 @@ def start_s3_server(*, ip: str = "127.0.0.1", netns: str | None = None) -> S3Ser
     ]  # fmt: skip
     log = open(folder / "weed.log", "wb")  # noqa: SIM115  # open as long as the server runs
     process = subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    server = S3Server(f"http://{ip}:{s3}", ACCESS_KEY, SECRET_KEY, process, folder)
+    ports = (master, volume, filer, s3, admin)
+    server = S3Server(
+        f"http://{ip}:{s3}", ACCESS_KEY, SECRET_KEY, process, folder, (*ports, *(p + GRPC_OFFSET for p in ports))
+    )
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while True:
         try:
