@@ -44,16 +44,21 @@ STATUS = "main .task [data-field=status]"
 RECONNECT_TIMEOUT_MS = 30_000
 EXPORT_TIMEOUT_MS = 30_000
 
-# Runs in the page before its own scripts: counts the page's WebSockets and their open/close events.
+# Runs in the page before its own scripts: counts the page's WebSockets and their open/close events,
+# and keeps each close's code (window.__wsCloseCodes), to tell the server's 4401 from a dropped socket.
 WATCH_SOCKETS = """
 (function () {
   var Native = window.WebSocket;
   window.__ws = {created: 0, opened: 0, closed: 0};
+  window.__wsCloseCodes = [];
   function Watched(url, protocols) {
     var ws = protocols === undefined ? new Native(url) : new Native(url, protocols);
     window.__ws.created += 1;
     ws.addEventListener("open", function () { window.__ws.opened += 1; });
-    ws.addEventListener("close", function () { window.__ws.closed += 1; });
+    ws.addEventListener("close", function (event) {
+      window.__ws.closed += 1;
+      window.__wsCloseCodes.push(event.code);
+    });
     return ws;
   }
   Watched.prototype = Native.prototype;

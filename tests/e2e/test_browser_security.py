@@ -127,10 +127,14 @@ def test_a_password_change_rekeys_this_browser_and_stops_the_other_sessions(site
         tab.wait_for_function("() => window.__ws.closed >= 1 && window.__ws.opened === 2", timeout=10_000)
         off_loop(task_mark_running, task.id)
         expect(tab.locator(f'#running-tasks [data-task-id="{task.id}"] [data-field=status]')).to_have_text("Running")
-        # The other device: closed, retried once, refused again, and then it stops for good.
-        other_device.wait_for_function("() => window.__ws.closed >= 2", timeout=10_000)
+        # The other device: closed, retried once, refused again, and then it stops for good. (A
+        # socket dropped on the way, as on a loaded CI machine, adds one reconnect before that.)
+        other_device.wait_for_function("() => window.__wsCloseCodes.slice(-2).join() === '4401,4401'", timeout=10_000)
         other_device.wait_for_timeout(3000)
-        assert other_device.evaluate("window.__ws") == {"created": 2, "opened": 2, "closed": 2}
+        codes = other_device.evaluate("window.__wsCloseCodes")
+        assert codes[-2:] == [4401, 4401] and len(codes) <= 3, codes
+        sockets = other_device.evaluate("window.__ws")
+        assert sockets["created"] == sockets["closed"] == len(codes), (sockets, codes)
         assert tab.errors == [] and other_device.errors == []
         mine.close()
         elsewhere.close()
