@@ -99,7 +99,8 @@ METRICS: dict[str, Metric] = {
             "live_tasks_sockets_closed",
             "counter",
             "Live sockets closed by the server: revoked (4401 after a check), evicted (4429, past the "
-            "per-user cap), anonymous (4401 at the handshake).",
+            "per-user cap), anonymous (4401 at the handshake), check_failed (1011: the session could not be "
+            "checked, e.g. the database was away).",
             ("reason",),
         ),
         Metric("live_tasks_safety_net_passes", "counter", "Completed safety-net passes."),

@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_TOO_MANY_SOCKETS = 4429
+# A check that could not run (the database away): the socket closes as after any server error, and
+# the page reconnects with its backoff, to be authenticated again at the handshake.
+CLOSE_CHECK_FAILED = 1011
 # Client messages are tiny ({"type": "ping"}); anything longer is refused without parsing it.
 # (daphne itself closes the socket on a message over 1 MiB, before it reaches this consumer.)
 MAX_CLIENT_MESSAGE_CHARS = 4096
@@ -169,7 +172,7 @@ class SessionFeedConsumer(AsyncWebsocketConsumer):
         if self.ended:
             return
         self.ended = True
-        reason = "evicted" if code == CLOSE_TOO_MANY_SOCKETS else "revoked"
+        reason = {CLOSE_TOO_MANY_SOCKETS: "evicted", CLOSE_CHECK_FAILED: "check_failed"}.get(code, "revoked")
         stats.count("live_tasks_sockets_closed", reason=reason)
         await self._leave_groups()
         await self.close(code=code)
@@ -186,7 +189,14 @@ class SessionFeedConsumer(AsyncWebsocketConsumer):
         )
 
     async def _check_or_end(self) -> bool:
-        check = await self._check()
+        """Check now (an order to, a snapshot request); a check that raises ends the socket too:
+        raised out of a handler it would kill the consumer before disconnect() cleans up."""
+        try:
+            check = await self._check()
+        except Exception:
+            logger.exception("Checking a live socket's session failed; closing it")
+            await self._end(CLOSE_CHECK_FAILED)
+            return False
         if not check.valid:
             await self._end(CLOSE_UNAUTHENTICATED)
         return check.valid

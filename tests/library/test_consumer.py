@@ -405,3 +405,28 @@ async def test_a_flood_of_pings_and_snapshot_requests_gets_bounded_answers(user)
         # ...while the updates it subscribed to keep flowing.
         await run_db(task_mark_running)(task.id)
         assert (await receive_task(ws))["status"] == "running"
+
+
+async def test_a_session_check_that_raises_closes_the_socket_with_1011_and_it_leaves_its_groups(user, monkeypatch):
+    """The database away at a re-check: the socket is not left open unchecked, and the consumer ends
+    cleanly (its groups left, so nothing more is sent to it), instead of dying inside a handler."""
+    from django.db import OperationalError
+
+    import live_tasks.push.consumers as consumers
+
+    cookie = await run_db(session_cookie)(user)
+    communicator = communicator_for(cookie)
+    assert (await communicator.connect(timeout=TIMEOUT))[0]
+    assert await receive_snapshot(communicator) == []
+
+    def database_away(**kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(consumers, "session_check", database_away)
+    await communicator.send_json_to({"type": "snapshot"})
+    assert await communicator.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 1011}
+    monkeypatch.undo()
+    task = await run_db(TaskFactory)(user=user)
+    await run_db(task_mark_running)(task.id)
+    assert await communicator.receive_nothing(timeout=QUIET)
+    await communicator.wait()
