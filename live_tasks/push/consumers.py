@@ -141,7 +141,11 @@ class SessionFeedConsumer(AsyncWebsocketConsumer):
         await self.accept()
         # Checked again now that the control groups are joined: a logout or password change
         # between the handshake's authentication and here would otherwise go unnoticed.
-        check = await self._check()
+        try:
+            check = await self._check()
+        except Exception:
+            logger.exception("Checking a new live socket's session failed; closing it")
+            return await self._end(CLOSE_CHECK_FAILED)
         if not check.valid:
             return await self._end(CLOSE_UNAUTHENTICATED)
         self._counted_open = True

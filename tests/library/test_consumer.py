@@ -430,3 +430,19 @@ async def test_a_session_check_that_raises_closes_the_socket_with_1011_and_it_le
     await run_db(task_mark_running)(task.id)
     assert await communicator.receive_nothing(timeout=QUIET)
     await communicator.wait()
+
+
+async def test_a_new_socket_whose_session_cannot_be_checked_is_closed_with_1011(user, monkeypatch):
+    import live_tasks.push.consumers as consumers
+
+    def database_away(**kwargs):
+        from django.db import OperationalError
+
+        raise OperationalError("connection refused")
+
+    cookie = await run_db(session_cookie)(user)
+    monkeypatch.setattr(consumers, "session_check", database_away)
+    communicator = communicator_for(cookie)
+    assert (await communicator.connect(timeout=TIMEOUT))[0]
+    assert await communicator.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 1011}
+    await communicator.wait()
