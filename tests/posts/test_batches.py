@@ -22,6 +22,29 @@ def some_posts(count: int, start: int = 0) -> list[tuple[str, datetime]]:
     return [(f"Staged {i}", T0) for i in range(start, start + count)]
 
 
+def test_a_stage_skips_what_the_author_has_or_this_batch_has_and_nothing_else(db):
+    """Present: the author's visible posts, a revealed batch's, this batch's own. Not present: the
+    same post of another author, or in another batch still pending (it may yet be discarded)."""
+    user, other = UserFactory(), UserFactory()
+    Post.objects.create(author=user, body="Visible", created_at=T0)
+    Post.objects.create(author=other, body="Another author's", created_at=T0)
+    revealed, pending, batch = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    for staged in (revealed, pending, batch):
+        posts_batch_open(author=user, batch_id=staged)
+    posts_stage(author=user, batch_id=revealed, posts=[("Revealed", T0)])
+    posts_batch_reveal(batch_id=revealed)
+    posts_stage(author=user, batch_id=pending, posts=[("Pending elsewhere", T0)])
+    posts_stage(author=user, batch_id=batch, posts=[("Staged here", T0)])
+
+    candidates = ["Visible", "Revealed", "Staged here", "Another author's", "Pending elsewhere", "New"]
+    added = posts_stage(author=user, batch_id=batch, posts=[(body, T0) for body in candidates])
+    assert added == 3
+    staged = Post.all_objects.filter(batch_id=batch).values_list("body", flat=True)
+    assert sorted(staged) == ["Another author's", "New", "Pending elsewhere", "Staged here"]
+    # The same body at another date is another post.
+    assert posts_stage(author=user, batch_id=batch, posts=[("Visible", datetime(2024, 1, 2, tzinfo=UTC))]) == 1
+
+
 def test_staging_into_a_batch_that_is_gone_adds_nothing(db):
     user, batch = UserFactory(), uuid.uuid4()
     posts_batch_open(author=user, batch_id=batch)
