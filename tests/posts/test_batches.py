@@ -39,8 +39,8 @@ def test_a_stage_skips_what_the_author_has_or_this_batch_has_and_nothing_else(db
     candidates = ["Visible", "Revealed", "Staged here", "Another author's", "Pending elsewhere", "New"]
     added = posts_stage(author=user, batch_id=batch, posts=[(body, T0) for body in candidates])
     assert added == 3
-    staged = Post.all_objects.filter(batch_id=batch).values_list("body", flat=True)
-    assert sorted(staged) == ["Another author's", "New", "Pending elsewhere", "Staged here"]
+    bodies = Post.all_objects.filter(batch_id=batch).values_list("body", flat=True)
+    assert sorted(bodies) == ["Another author's", "New", "Pending elsewhere", "Staged here"]
     # The same body at another date is another post.
     assert posts_stage(author=user, batch_id=batch, posts=[("Visible", datetime(2024, 1, 2, tzinfo=UTC))]) == 1
 
