@@ -8,11 +8,12 @@ from itertools import islice
 from typing import TYPE_CHECKING, Protocol
 
 import orjson
+from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Count, Max
+from django.db.models import Case, Count, Exists, OuterRef, Subquery, Value, When
 from django.utils import timezone
 
-from posts.models import Post, PostQuerySet
+from posts.models import PendingBatch, Post, PostQuerySet
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -40,9 +41,8 @@ def write_posts_json(
     """
     posts = Post.objects.by_author(author)
     # Posts written after the export started are left for the next export.
-    bounds = posts.aggregate(total=Count("id"), last_id=Max("id"))
-    total = bounds["total"]
-    chunks = _chunks_by_id(posts.filter(id__lte=bounds["last_id"] or 0), chunk_size)
+    total, last_id = _visible_bounds(author)
+    chunks = _chunks_by_id(posts.filter(id__lte=last_id or 0), chunk_size)
 
     header = orjson.dumps({"user": author.get_username(), "exported_at": timezone.now()})
     out.write(header[:-1] + b',"posts":[')
@@ -57,6 +57,33 @@ def write_posts_json(
         on_progress(written, total)
     out.write(b'],"count":%d}\n' % written)
     return written
+
+
+def _visible_bounds(author: User) -> tuple[int, int | None]:
+    """How many of the author's posts are visible, and the id of the newest: one statement, one snapshot.
+
+    Not one aggregate over the visible posts: the visibility test needs each post's batch_id,
+    which no index on the author holds, so SQLite read every row of the table for it (1.7 s of an
+    8 s export of 1,000,000 posts on SQLite, docs/performance.md). Visible = all the author's
+    posts (counted from the author's index alone) minus those in a pending batch, counted only
+    while there is one (an import staging); the newest visible post is the first visible one
+    going down the (author, id) index.
+    """
+    mine = Post.all_objects.filter(author=OuterRef("pk")).order_by().values("author")
+    hidden = mine.filter(batch_id__in=PendingBatch.objects.values("id")).annotate(n=Count("id")).values("n")
+    newest = Post.objects.filter(author=OuterRef("pk")).order_by("-id").values("id")[:1]
+    everything, pending, last_id = (
+        get_user_model()
+        .objects.filter(pk=author.pk)
+        .values_list(
+            Subquery(mine.annotate(n=Count("id")).values("n")),
+            # CASE runs the count only if its condition holds: a scan of the author's rows again.
+            Case(When(Exists(PendingBatch.objects.all()), then=Subquery(hidden)), default=Value(0)),
+            Subquery(newest),
+        )
+        .get()
+    )
+    return (everything or 0) - (pending or 0), last_id
 
 
 def _chunks_by_id(posts: PostQuerySet, chunk_size: int) -> Iterator[list[tuple[int, str, datetime]]]:

@@ -9,7 +9,7 @@ import sys
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
-# This module is loaded only by the ASGI server: pool PostgreSQL connections here (settings.py).
+# This module is loaded only by the ASGI server: pool database connections here (settings.py).
 os.environ.setdefault("DATABASE_POOL", "1")
 # Build the Django app first: it sets up the app registry that the imports below rely on.
 django_asgi_app = get_asgi_application()

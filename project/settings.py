@@ -102,6 +102,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
+    # Keep the connections open between requests (project/sqlite_pool/), switched on by
+    # project/asgi.py for daphne only, as the PostgreSQL pool below.
+    if env.bool("DATABASE_POOL", default=False):
+        DATABASES["default"]["ENGINE"] = "project.sqlite_pool"
 else:
     # 0: Django's advice under ASGI (daphne), where persistent connections are not reused safely.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)

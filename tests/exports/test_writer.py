@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import tracemalloc
+import uuid
 
 from django.db import connection
+from django.utils import timezone
 
-from exports.writer import write_posts_json
-from posts.services import posts_seed
+from exports.writer import _visible_bounds, write_posts_json
+from posts.models import Post
+from posts.services import posts_batch_open, posts_batch_reveal, posts_seed, posts_stage
+from tests.factories import UserFactory
 
 
 def export_with_peak_memory(author, path) -> tuple[int, dict, list[int]]:
@@ -46,3 +50,21 @@ def test_memory_stays_flat_as_the_export_grows(user, other_user, tmp_path):
         assert open_cursors and min(open_cursors) >= 1, "rows come through a server-side cursor"
     else:
         assert connection.vendor == "sqlite" and open_cursors == []
+
+
+def test_posts_in_a_pending_batch_are_neither_counted_nor_written(user, other_user, tmp_path):
+    # The writer's bounds count the hidden posts apart (exports/writer.py: _visible_bounds).
+    posts_seed(author=user, count=3)
+    assert _visible_bounds(user) == (3, Post.objects.by_author(user).latest("id").id)
+    batch = uuid.uuid4()
+    posts_batch_open(author=user, batch_id=batch)
+    staged = [(f"Staged {n}", timezone.now()) for n in range(2)]
+    assert posts_stage(author=user, batch_id=batch, posts=staged) == 2  # the newest, hidden
+    posts_seed(author=other_user, count=4)
+    newest_visible = Post.objects.by_author(user).latest("id").id
+    assert _visible_bounds(user) == (3, newest_visible)
+    _, document, _ = export_with_peak_memory(user, tmp_path / "export.json")
+    assert document["count"] == 3 and not any(post["body"].startswith("Staged") for post in document["posts"])
+    posts_batch_reveal(batch_id=batch)
+    assert _visible_bounds(user) == (5, Post.objects.by_author(user).latest("id").id)
+    assert _visible_bounds(UserFactory()) == (0, None)
