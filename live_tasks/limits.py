@@ -10,13 +10,10 @@
 
 from __future__ import annotations
 
-import threading
-import uuid
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from django.db import connections, router
-from django.db.models import Max, Q, QuerySet, Sum
+from django.db.models import Max, Q, Sum
 from django.template.defaultfilters import filesizeformat
 from django.utils.formats import date_format
 from django.utils.translation import gettext, ngettext
@@ -25,7 +22,7 @@ from live_tasks.ratelimits import Limit
 
 from .conf import live_settings
 from .errors import TaskError
-from .models import Task, TaskQuerySet
+from .models import Task
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -58,64 +55,14 @@ def task_launch_count(user: AbstractBaseUser) -> None:
         )
 
 
-# A stand-in for the user's pk while the quota's query is compiled, one per type of pk; a pk of
-# another type gets the ORM's query on every launch.
-_PK_SENTINELS: dict[type, Any] = {
-    int: -7_340_032_917_351_229,
-    str: "\x00live-tasks-user-sentinel",
-    uuid.UUID: uuid.UUID("00000000-0000-4000-8000-00000000d1ce"),
-}
-_prepared: dict[tuple[str, str, type], tuple[str, list[Any], int] | None] = {}
-_prepared_lock = threading.Lock()
-
-
-def _stored_sizes(user: AbstractBaseUser, kind: str) -> tuple[int, int]:
-    """What the user's stored results take, and the largest of `kind`: one query on every launch.
-
-    Building it took the ORM 0.5 ms of CPU, a tenth of a launch's own (docs/performance.md,
-    launch endpoint), so its SQL is compiled once per database, kind and type of pk, from the
-    same queryset, and only the user's pk is bound at each launch.
-    """
-    alias = router.db_for_read(Task)
-    key = (alias, kind, type(user.pk))
-    if key not in _prepared:
-        with _prepared_lock:
-            if key not in _prepared:
-                _prepared[key] = _prepare(alias, kind, type(user.pk))
-    prepared = _prepared[key]
-    if prepared is None:
-        row = next(iter(_sizes_query(Task.objects.for_user(user), kind)), None)
-    else:
-        sql, params, user_at = prepared
-        with connections[alias].cursor() as cursor:
-            cursor.execute(sql, [user.pk if i == user_at else param for i, param in enumerate(params)])
-            row = cursor.fetchone()
-    return (int(row[0] or 0), int(row[1] or 0)) if row else (0, 0)
-
-
-def _sizes_query(tasks: TaskQuerySet, kind: str) -> QuerySet[Task, tuple[Any, Any]]:
-    # Grouped by the one user: no row when they store nothing.
-    sizes = tasks.stored_results().order_by().values("user_id")
-    largest = Max("file_size", filter=Q(kind=kind))
-    return sizes.annotate(total=Sum("file_size"), largest=largest).values_list("total", "largest")
-
-
-def _prepare(alias: str, kind: str, pk_type: type) -> tuple[str, list[Any], int] | None:
-    sentinel = _PK_SENTINELS.get(pk_type)
-    if sentinel is None:
-        return None
-    query = _sizes_query(Task.objects.filter(user_id=sentinel), kind).query
-    sql, params = query.get_compiler(using=alias).as_sql()
-    at = [i for i, param in enumerate(params) if type(param) is pk_type and param == sentinel]
-    return (sql, list(params), at[0]) if len(at) == 1 else None
-
-
 def task_quota_check(user: AbstractBaseUser, kind: str) -> None:
     quota = live_settings.RESULT_QUOTA_BYTES
-    used, largest = _stored_sizes(user, kind)
+    stored = Task.objects.for_user(user).stored_results()
+    # One query on every launch: the total, and the largest stored result of this kind.
+    sizes = stored.aggregate(total=Sum("file_size"), largest=Max("file_size", filter=Q(kind=kind)))
+    used, largest = sizes["total"] or 0, sizes["largest"] or 0
     if used + largest <= quota:
         return
-    stored = Task.objects.for_user(user).stored_results()
     oldest = stored.order_by("finished_at").values_list("finished_at", flat=True).first()
     message = gettext("Your stored files take %(used)s of your %(quota)s, and this one would pass it.") % {
         "used": filesizeformat(used),

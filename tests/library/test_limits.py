@@ -4,10 +4,8 @@ Retry-After) and stored result bytes (409), each saying why; staff acting for a 
 from __future__ import annotations
 
 import pytest
-from django.utils import timezone
 from rq import SimpleWorker
 
-from live_tasks.limits import _stored_sizes
 from live_tasks.models import Task
 from live_tasks.services import task_start
 
@@ -60,23 +58,3 @@ def test_a_launch_that_would_pass_the_storage_quota_is_refused_with_409(settings
 
     settings.LIVE_TASKS = {**settings.LIVE_TASKS, "RESULT_QUOTA_BYTES": done.file_size * 2}
     assert client.post("/steps/", **JSON).status_code == 202, "within the quota again"
-
-
-@pytest.mark.django_db
-def test_the_quota_counts_what_the_orm_counts_for_every_user(user, other_user):
-    # The quota's query is compiled once and reused with each user's pk (live_tasks/limits.py).
-    def stored(owner, kind, size, **extra):
-        fields = {"status": "succeeded", "file": f"results/{size}.txt", "file_size": size, **extra}
-        Task.objects.create(user=owner, kind=kind, **fields)
-
-    Task.objects.create(user=user, kind="test_steps")  # unfinished: stores nothing
-    stored(user, "test_other_steps", 300)
-    stored(user, "test_other_steps", 500)
-    stored(other_user, "test_steps", 7_000)
-    assert _stored_sizes(user, "test_steps") == (800, 0)
-    assert _stored_sizes(other_user, "test_steps") == (7_000, 7_000)
-    assert _stored_sizes(user, "test_other_steps") == (800, 500)
-    Task.objects.filter(user=user, file_size=500).update(expired_at=timezone.now(), file="")
-    assert _stored_sizes(user, "test_other_steps") == (300, 300)
-    Task.objects.filter(user=user).delete()
-    assert _stored_sizes(user, "test_other_steps") == (0, 0)
