@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
 
     from .models import Task
-    from .progress import ProgressReporter
+    from .reporter import ProgressReporter
 
 
 @dataclass(frozen=True)
