@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from django.core import checks
 from django.core.exceptions import ValidationError
@@ -121,8 +121,14 @@ class LiveTaskContext(TaskContext):
         progress(done, total, detail=detail)
 
 
+if TYPE_CHECKING:
+    _TaskResultBase: TypeAlias = TaskResult[Any]  # generic in the backport's types only
+else:
+    _TaskResultBase = TaskResult
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LiveTaskResult(TaskResult[Any]):
+class LiveTaskResult(_TaskResultBase):
     """Django's TaskResult, with the library's own status ("queued", "running", "succeeded",
     "failed", "cancelled"): Django's FAILED covers both of the last two."""
 

@@ -267,7 +267,7 @@ def test_a_task_without_an_owner_is_for_staff_only(queue, client_for):
 
 
 def test_a_row_naming_anything_but_a_task_runs_nothing(db, queue, django_capture_on_commit_callbacks):
-    params = {"task": "tests.library.testapp.tasks.not_a_task", "args": [], "kwargs": {}}
+    params: dict[str, object] = {"task": "tests.library.testapp.tasks.not_a_task", "args": [], "kwargs": {}}
     params |= {"backend": "default", "queue": "default", "priority": 0}
     with django_capture_on_commit_callbacks(execute=True):
         row = task_start(user=None, kind=DJANGO_TASK, params=params)
