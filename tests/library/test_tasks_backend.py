@@ -4,9 +4,11 @@ tests/library/test_tasks_backend_live.py runs them through a real rqworker and d
 
 from __future__ import annotations
 
+import importlib.util
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.contrib.auth.models import AnonymousUser
 from django.core import checks
 from django.test import override_settings
@@ -67,7 +69,7 @@ def test_enqueue_records_a_queued_row_and_its_job_only_after_the_commit(db, queu
     assert queue.job_ids == [result.id]
     row = Task.objects.get(pk=result.id)
     assert (row.kind, row.status, row.user) == (DJANGO_TASK, "queued", None)
-    assert row.params["task"] == "tests.library.testapp.tasks.noop_task"
+    assert row.params["task"] == f"{tasks.__name__}.noop_task"
     assert result.status == TaskResultStatus.READY and result.live_status == "queued"
     assert (result.task.func, result.backend, result.args, result.kwargs) == (tasks.noop_task.func, "default", [], {})
     assert result.enqueued_at is not None and result.started_at is None and result.finished_at is None
@@ -267,7 +269,7 @@ def test_a_task_without_an_owner_is_for_staff_only(queue, client_for):
 
 
 def test_a_row_naming_anything_but_a_task_runs_nothing(db, queue, django_capture_on_commit_callbacks):
-    params: dict[str, object] = {"task": "tests.library.testapp.tasks.not_a_task", "args": [], "kwargs": {}}
+    params: dict[str, object] = {"task": f"{tasks.__name__}.not_a_task", "args": [], "kwargs": {}}
     params |= {"backend": "default", "queue": "default", "priority": 0}
     with django_capture_on_commit_callbacks(execute=True):
         row = task_start(user=None, kind=DJANGO_TASK, params=params)
@@ -275,3 +277,68 @@ def test_a_row_naming_anything_but_a_task_runs_nothing(db, queue, django_capture
     row.refresh_from_db()
     assert (row.status, row.error_class) == ("failed", "builtins.TypeError")
     assert tasks.CALLED == []
+
+
+# --- Adapted from Django's tests/tasks/test_immediate_backend.py, with a worker in between --------
+def test_enqueue_and_run_as_djangos_immediate_backend_tests_it(db, queue, enqueue):
+    result = enqueue(tasks.noop_task, 1, two=3)
+    run_queued_jobs(queue)
+    result.refresh()
+    assert result.status == TaskResultStatus.SUCCESSFUL and result.is_finished
+    assert result.started_at >= result.enqueued_at and result.finished_at >= result.started_at
+    assert result.last_attempted_at is not None and result.return_value is None
+    assert (result.task, result.args, result.kwargs, result.attempts) == (tasks.noop_task, [1], {"two": 3}, 1)
+
+
+@pytest.mark.parametrize(
+    ("task", "exception", "message"),
+    [
+        (tasks.failing_task_value_error, ValueError, "This task failed due to ValueError"),
+        (tasks.failing_task_system_exit, SystemExit, "This task failed due to SystemExit"),
+    ],
+)
+def test_an_exception_is_caught_with_its_traceback(db, queue, enqueue, task, exception, message):
+    result = enqueue(task)
+    run_queued_jobs(queue)
+    result.refresh()
+    assert result.status == TaskResultStatus.FAILED and result.is_finished
+    assert result.errors[0].exception_class is exception
+    assert result.errors[0].traceback.endswith(f"{exception.__name__}: {message}\n")
+
+
+def test_a_complex_exception_and_a_complex_return_value(db, queue, enqueue):
+    raised, returned = enqueue(tasks.complex_exception), enqueue(tasks.return_not_json)
+    run_queued_jobs(queue)
+    raised.refresh()
+    returned.refresh()
+    assert 'ValueError(ValueError("This task failed"))' in raised.errors[0].traceback
+    assert returned.errors[0].exception_class is TypeError and "Unsupported type" in returned.errors[0].traceback
+    assert raised._return_value is None and returned._return_value is None
+
+
+def test_takes_context_gets_its_own_result(db, queue, enqueue):
+    result = enqueue(tasks.get_task_id)
+    run_queued_jobs(queue)
+    result.refresh()
+    assert result.return_value == result.id
+
+
+def test_enqueue_logs_as_django_does(queue, caplog, transactional_db, enqueue):
+    logger = "django.tasks" if importlib.util.find_spec("django.tasks") else "django_tasks"  # the backport's
+    with caplog.at_level("DEBUG", logger=logger):
+        result = enqueue(tasks.noop_task)
+        run_queued_jobs(queue)
+    logged = [r.getMessage() for r in caplog.records if r.name == logger]
+    assert len(logged) == 3, logged
+    assert "enqueued" in logged[0] and all(result.id in line for line in logged)
+    assert "state=RUNNING" in logged[1] and "state=SUCCESSFUL" in logged[2]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_aenqueue_aget_result_and_arefresh(queue):
+    task = tasks.calculate_meaning_of_life
+    result = async_to_sync(task.aenqueue)()
+    run_queued_jobs(queue)  # in the main thread: RQ's job timeout is a signal
+    assert async_to_sync(task.aget_result)(result.id).return_value == 42
+    async_to_sync(result.arefresh)()
+    assert (result.status, result.return_value) == (TaskResultStatus.SUCCESSFUL, 42)

@@ -68,3 +68,18 @@ CALLED: list[str] = []
 def not_a_task() -> None:
     """A plain function: a row naming it must not get it called."""
     CALLED.append("not_a_task")
+
+
+@task
+def failing_task_system_exit() -> None:
+    raise SystemExit("This task failed due to SystemExit")
+
+
+@task
+def complex_exception() -> None:
+    raise ValueError(ValueError("This task failed"))
+
+
+@task(takes_context=True)
+def get_task_id(context: Any) -> str:
+    return str(context.task_result.id)
