@@ -342,3 +342,24 @@ def test_aenqueue_aget_result_and_arefresh(queue):
     assert async_to_sync(task.aget_result)(result.id).return_value == 42
     async_to_sync(result.arefresh)()
     assert (result.status, result.return_value) == (TaskResultStatus.SUCCESSFUL, 42)
+
+
+# --- Adapted from django-tasks' tests/tests/test_rq_backend.py (its RQ backend, before the split) ---
+def test_get_result_equals_the_enqueued_result_and_refresh_changes_only_the_copy_refreshed(db, queue, enqueue):
+    result = enqueue(tasks.calculate_meaning_of_life)
+    assert default_task_backend.get_result(result.id) == result
+    run_queued_jobs(queue)
+    assert (result.status, result.started_at, result.attempts) == (TaskResultStatus.READY, None, 0)
+    result.refresh()
+    assert (result.status, result.return_value, result.attempts) == (TaskResultStatus.SUCCESSFUL, 42, 1)
+    assert result.started_at is not None and result.last_attempted_at is not None and result.finished_at is not None
+
+
+def test_failed_logs_as_django_tasks_rq_backend_does(queue, caplog, transactional_db, enqueue):
+    logger = "django.tasks" if importlib.util.find_spec("django.tasks") else "django_tasks"
+    result = enqueue(tasks.failing_task_value_error)
+    with caplog.at_level("DEBUG", logger=logger):
+        run_queued_jobs(queue)
+    logged = [r.getMessage() for r in caplog.records if r.name == logger]
+    assert len(logged) == 2 and "state=RUNNING" in logged[0] and "state=FAILED" in logged[1], logged
+    assert all(result.id in line for line in logged)
