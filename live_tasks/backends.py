@@ -215,7 +215,13 @@ def _run(task: Task, reporter: ProgressReporter) -> KindResult:
     )
 
 
-django_task_kind = register(TaskKind(name=DJANGO_TASK, label=_("Background task"), run=_run))
+def _label_for(task: Task) -> str:
+    """The function's name in words ("recount_words": "Recount words"), on the pages and in the strip."""
+    name = str(task.params.get("task", "")).rsplit(".", 1)[-1].replace("_", " ").strip()
+    return name.capitalize() or str(django_task_kind.label)
+
+
+django_task_kind = register(TaskKind(name=DJANGO_TASK, label=_("Background task"), run=_run, label_for=_label_for))
 
 
 class LiveTasksBackend(BaseTaskBackend):

@@ -163,9 +163,10 @@ class Task(models.Model):
     @property
     def label(self) -> str:
         try:
-            return str(self.kind_spec.label)  # a kind may give a lazy translation
+            spec = self.kind_spec
         except UnknownTaskKind:
             return self.kind
+        return str(spec.label_for(self) if spec.label_for else spec.label)  # a kind may give a lazy translation
 
     def launch_language(self) -> AbstractContextManager[None]:
         """`with task.launch_language():` what is written for the task reads in its launcher's language."""

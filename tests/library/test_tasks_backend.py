@@ -242,6 +242,7 @@ def test_a_task_enqueued_for_a_user_is_theirs_live_and_a_404_for_anyone_else(que
         "Step 2 of 3",
         "Step 3 of 3",
     ], "progress, pushed live"
+    assert {m["label"] for m in pushed} == {"Count steps"}, "the function's name, not the kind's"
     quiet = [m["status"] for m in feed.task_messages(second.id)]
     assert quiet == ["queued", "running", "succeeded"], "a function that never reports still shows each state"
     assert client_for(owner).get(f"/tasks/{result.id}/").status_code == 200

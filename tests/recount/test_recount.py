@@ -29,6 +29,7 @@ def test_a_recount_is_the_users_live_and_counts_every_post(queue, client_for):
         feed.wait_for(lambda m: m["type"] == "task" and m["task"]["status"] == "succeeded")
     assert [m["status"] for m in feed.task_messages(task.id)][::-1][0] == "succeeded"
     assert {m["status"] for m in feed.task_messages(task.id)} == {"queued", "running", "succeeded"}
+    assert {m["label"] for m in feed.task_messages(task.id)} == {"Recount words"}
     assert recount_words.get_result(str(task.id)).return_value == {"posts": 2, "words": 7}
     page = client_for(user).get("/recount/")
     assert page.status_code == 200 and str(task.id).encode() in page.content
