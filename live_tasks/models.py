@@ -161,6 +161,15 @@ class Task(models.Model):
         return get_kind(self.kind)
 
     @property
+    def kind_label(self) -> str:
+        """The kind's label (the kind's name if no app registers it): what messages about a task
+        of the kind say ("The posts export timed out."), even where `label` is the task's own."""
+        try:
+            return str(self.kind_spec.label)
+        except UnknownTaskKind:
+            return self.kind
+
+    @property
     def label(self) -> str:
         try:
             spec = self.kind_spec

@@ -46,7 +46,7 @@ class TaskAlreadyRunning(TaskError):
     task: Task
 
     def __init__(self, task: Task) -> None:
-        message = gettext("You already have a %(label)s in progress.") % {"label": task.label.lower()}
+        message = gettext("You already have a %(label)s in progress.") % {"label": task.kind_label.lower()}
         super().__init__(message, task=task)
 
     @property
@@ -66,7 +66,7 @@ class TaskAlreadyFinished(TaskError):
             "cancelled": gettext("This %(label)s was already cancelled."),
         }
         message = messages.get(task.status, gettext("This %(label)s has already ended."))
-        super().__init__(message % {"label": task.label.lower()}, task=task)
+        super().__init__(message % {"label": task.kind_label.lower()}, task=task)
 
 
 class TaskNotDeletable(TaskError):
@@ -80,7 +80,7 @@ class TaskNotDeletable(TaskError):
             message = gettext("This %(label)s is still being cleaned up. Try again in a moment.")
         else:
             message = gettext("This %(label)s is still in progress: cancel it first.")
-        super().__init__(message % {"label": task.label.lower()}, task=task)
+        super().__init__(message % {"label": task.kind_label.lower()}, task=task)
 
 
 class QueueUnavailable(TaskError):
