@@ -99,7 +99,7 @@ def compress_within(stored_name: str, out: BinaryIO, *, limit: int) -> int | Non
 
 def export_email_send(*, task: Task, stored_name: str, post_count: int, file_name: str) -> bool:
     """Send the export to its owner. Returns False when the user has no address to send to."""
-    user = task.user
+    user = task.owner
     if not user.email:
         return False
     size = default_storage.size(stored_name)

@@ -22,7 +22,7 @@ STORAGE_FAILED = "The export file could not be stored."
 
 def export_file_name(task: Task) -> str:
     """posts-<username>-<date>.json: what the file is, whose, and from when."""
-    return f"posts-{task.user.get_username()}-{task.created_at:%Y-%m-%d}.json"
+    return f"posts-{task.owner.get_username()}-{task.created_at:%Y-%m-%d}.json"
 
 
 def export_start(*, user: User) -> Task:
@@ -37,7 +37,7 @@ def export_run(task: Task, progress: ProgressReporter) -> TaskResult:
         # Into a bucket the file is stored as it is written: a fault of storage starts it again.
         with result_writer(task.id, name=export_file_name(task)) as out:
             count = write_posts_json(
-                author=task.user,
+                author=task.owner,
                 out=out,
                 chunk_size=settings.EXPORT_CHUNK_SIZE,
                 on_progress=lambda done, total: progress(done, total, detail=f"{done:,} of {total:,} posts"),

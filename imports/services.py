@@ -46,7 +46,7 @@ def import_run(task: Task, progress: ProgressReporter) -> TaskResult:
     task succeeded (TaskResult.commit), or the kind's cleanup discards them.
     """
     upload, total_bytes = input_open(task.id)  # from the local disk or the bucket, as a stream
-    posts_batch_open(author=task.user, batch_id=task.id)
+    posts_batch_open(author=task.owner, batch_id=task.id)
     imported = read = 0
     with upload:
         reader = PostReader(upload, max_decompressed_bytes=settings.IMPORT_MAX_DECOMPRESSED_BYTES)
@@ -54,7 +54,7 @@ def import_run(task: Task, progress: ProgressReporter) -> TaskResult:
             for batch in _batched(reader, settings.IMPORT_BATCH_SIZE):
                 read += len(batch)
                 imported += posts_stage(
-                    author=task.user, batch_id=task.id, posts=[(post.body, post.created_at) for post in batch]
+                    author=task.owner, batch_id=task.id, posts=[(post.body, post.created_at) for post in batch]
                 )
                 progress(reader.bytes_read, total_bytes, detail=f"Imported {imported:,} posts so far")
         except ImportFileError as exc:

@@ -20,8 +20,8 @@ _PUBLIC = {
     "TaskKind": "live_tasks.kinds",
     "TaskResult": "live_tasks.kinds",
     "register": "live_tasks.kinds",
-    "ProgressReporter": "live_tasks.progress",
-    "TaskNoLongerRunning": "live_tasks.progress",
+    "ProgressReporter": "live_tasks.reporter",
+    "TaskNoLongerRunning": "live_tasks.reporter",
     "task_start": "live_tasks.services",
     "task_cancel": "live_tasks.services",
     "task_delete": "live_tasks.services",
@@ -36,10 +36,15 @@ _PUBLIC = {
     "task_page_for_user": "live_tasks.selectors",
     "Task": "live_tasks.models",
     "TaskId": "live_tasks.types",
+    # django.tasks (live_tasks/backends.py, which imports it): only for a site that installs it.
+    "for_user": "live_tasks.backends",
+    "progress": "live_tasks.backends",
 }
 __all__ = [*_PUBLIC, "__version__"]
 
 if TYPE_CHECKING:
+    from .backends import for_user as for_user
+    from .backends import progress as progress
     from .errors import TaskError as TaskError
     from .errors import TaskInputInvalid as TaskInputInvalid
     from .errors import TaskStepFailed as TaskStepFailed
@@ -47,8 +52,8 @@ if TYPE_CHECKING:
     from .kinds import TaskResult as TaskResult
     from .kinds import register as register
     from .models import Task as Task
-    from .progress import ProgressReporter as ProgressReporter
-    from .progress import TaskNoLongerRunning as TaskNoLongerRunning
+    from .reporter import ProgressReporter as ProgressReporter
+    from .reporter import TaskNoLongerRunning as TaskNoLongerRunning
     from .retries import with_retries as with_retries
     from .selectors import task_get_for_user as task_get_for_user
     from .selectors import task_page_for_user as task_page_for_user

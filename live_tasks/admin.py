@@ -140,19 +140,19 @@ class TaskAdmin(_ModelAdmin):
                 if not task.kind_spec.retryable:
                     skipped.append(
                         gettext("%(user)s (%(label)s: its input is gone)")
-                        % {"user": task.user.get_username(), "label": task.label}
+                        % {"user": _owner_name(task), "label": task.label}
                     )
                     continue
                 task_start(user=task.user, kind=task.kind, params=task.params, limited=False)
                 started += 1
             except UnknownTaskKind:
                 skipped.append(
-                    gettext("%(user)s (unknown kind %(kind)r)") % {"user": task.user.get_username(), "kind": task.kind}
+                    gettext("%(user)s (unknown kind %(kind)r)") % {"user": _owner_name(task), "kind": task.kind}
                 )
             except TaskAlreadyRunning as exc:
                 skipped.append(
                     gettext("%(user)s (%(label)s already unfinished)")
-                    % {"user": task.user.get_username(), "label": exc.task.label}
+                    % {"user": _owner_name(task), "label": exc.task.label}
                 )
             except QueueUnavailable as exc:
                 self.message_user(request, str(exc), messages.ERROR)
@@ -161,3 +161,7 @@ class TaskAdmin(_ModelAdmin):
         self.message_user(request, text, messages.SUCCESS)
         if skipped:
             self.message_user(request, gettext("Skipped: %(tasks)s") % {"tasks": ", ".join(skipped)}, messages.WARNING)
+
+
+def _owner_name(task: Task) -> str:
+    return task.user.get_username() if task.user is not None else gettext("(no owner)")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import AppConfig
 from django.core import checks
 from django.utils.module_loading import autodiscover_modules
@@ -44,3 +46,19 @@ class LiveTasksConfig(AppConfig):
         signals.task_finished.connect(stats.on_task_finished, dispatch_uid=uid)
 
         autodiscover_modules("kinds")
+
+        # The `@task` functions' kind and Django's task signals, where TASKS names this backend.
+        if any(
+            backend.get("BACKEND") == "live_tasks.backends.LiveTasksBackend" for backend in _tasks_setting().values()
+        ):
+            from . import backends
+
+            uid = "live_tasks.backends"
+            signals.task_started.connect(backends.on_task_started, dispatch_uid=uid)
+            signals.task_finished.connect(backends.on_task_finished, dispatch_uid=uid)
+
+
+def _tasks_setting() -> dict[str, dict[str, Any]]:
+    from django.conf import settings
+
+    return getattr(settings, "TASKS", None) or {}

@@ -31,6 +31,7 @@ KIND_REGISTERED_TWICE = "live_tasks.E006"
 KIND_URL_UNRESOLVED = "live_tasks.E007"
 UNKNOWN_SETTING = "live_tasks.E008"
 METRICS_WITHOUT_CLIENT = "live_tasks.E009"
+TASKS_QUEUE_NOT_LIVE = "live_tasks.E010"  # live_tasks/backends.py: LiveTasksBackend.check
 METRICS_TOKEN_WEAK = "live_tasks.W001"  # noqa: S105 -- a check id, not a secret
 
 # 32 characters of secrets.token_urlsafe() hold 192 random bits; a shorter token was typed by hand.

@@ -17,7 +17,7 @@ from .cleanup import task_cleanup
 from .errors import TaskInputInvalid, kind_unavailable_error, user_error_for
 from .files import result_delete, work_files_delete
 from .kinds import UnknownTaskKind
-from .progress import ProgressReporter, TaskNoLongerRunning
+from .reporter import ProgressReporter, TaskNoLongerRunning
 from .state import task_mark_cancelled, task_mark_failed, task_mark_running, task_mark_succeeded
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
 
     from .models import Task
-    from .progress import ProgressReporter
+    from .reporter import ProgressReporter
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,8 @@ class TaskKind:
     cancelled_detail: StrOrPromise = _("Cancelled.")
     # Whether the admin's Retry may start the same work again (false when the input is gone).
     retryable: bool = True
+    # One task's label, where tasks of the kind differ (a `@task` function's name): else `label`.
+    label_for: Callable[[Task], StrOrPromise] | None = None
     # Run once in each worker process before it forks work horses: load what every job of this
     # kind needs (templates, modules), so that each job does not load it again (live_tasks/worker.py).
     warm_up: Callable[[], None] | None = None

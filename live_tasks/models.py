@@ -16,14 +16,16 @@ from django.utils.translation import gettext_lazy as _
 from .kinds import UnknownTaskKind, get_kind
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 
     from .kinds import TaskKind
 
 
 class TaskQuerySet(models.QuerySet["Task"]):
     def for_user(self, user: AbstractBaseUser | AnonymousUser) -> TaskQuerySet:
-        return self.filter(user_id=user.pk)  # type: ignore[misc]  # AnonymousUser.pk is None: no task matches
+        if user.pk is None:  # AnonymousUser: no task, and never the ownerless ones (user_id IS NULL)
+            return self.none()
+        return self.filter(user_id=user.pk)
 
     def unfinished(self) -> TaskQuerySet:
         return self.filter(status__in=Task.UNFINISHED)
@@ -68,8 +70,15 @@ class Task(models.Model):
 
     # The id is ours, made before the job exists, and doubles as the RQ job id.
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # None: a task that no user launched (a `@task` enqueued without live_tasks.for_user): only
+    # staff see it, in the admin and the staff feed.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="live_tasks", verbose_name=_("user")
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="live_tasks",
+        verbose_name=_("user"),
+        null=True,
+        blank=True,
     )
     # The name of a registered kind (live_tasks/kinds.py); no choices, so a new kind needs no migration.
     kind = models.CharField(_("kind"), max_length=32)
@@ -96,6 +105,11 @@ class Task(models.Model):
     # The language active when the task was launched: its detail and error are written in it,
     # by whichever process writes them (Task.launch_language). Empty: settings.LANGUAGE_CODE.
     language = models.CharField(_("language"), max_length=15, blank=True)
+    # What a `@task` function returned (live_tasks/backends.py; JSON, as django.tasks requires), and
+    # for operators the class and traceback of what it raised: `error` stays the sentence users read.
+    return_value = models.JSONField(_("return value"), null=True, blank=True)
+    error_class = models.CharField(_("error class"), max_length=200, blank=True)
+    error_traceback = models.TextField(_("error traceback"), blank=True)
 
     objects = TaskQuerySet.as_manager()
 
@@ -111,10 +125,12 @@ class Task(models.Model):
         ]
         constraints = [
             # At most one unfinished task per user and kind: the database settles two launches
-            # that arrive at the same instant, not a check-then-insert in Python.
+            # that arrive at the same instant, not a check-then-insert in Python. Not for `@task`
+            # functions (one kind for all of them, live_tasks/backends.py): django.tasks lets a
+            # caller enqueue as many as it likes.
             models.UniqueConstraint(
                 fields=["user", "kind"],
-                condition=Q(status__in=["queued", "running"]),
+                condition=Q(status__in=["queued", "running"]) & ~Q(kind="django_task"),
                 name="one_unfinished_task_per_user_and_kind",
             ),
             models.CheckConstraint(condition=Q(progress__lte=100), name="task_progress_at_most_100"),
@@ -133,15 +149,33 @@ class Task(models.Model):
         return f"{self.label} {self.id} ({self.status})"
 
     @property
+    def owner(self) -> User:
+        """The user who launched the task, for a kind whose tasks always have one (every kind a
+        site registers: task_start takes a user). Only a `@task` function may run without one."""
+        if self.user is None:
+            raise ValueError(f"Task {self.id} has no owner.")
+        return self.user
+
+    @property
     def kind_spec(self) -> TaskKind:
         return get_kind(self.kind)
 
     @property
-    def label(self) -> str:
+    def kind_label(self) -> str:
+        """The kind's label (the kind's name if no app registers it): what messages about a task
+        of the kind say ("The posts export timed out."), even where `label` is the task's own."""
         try:
-            return str(self.kind_spec.label)  # a kind may give a lazy translation
+            return str(self.kind_spec.label)
         except UnknownTaskKind:
             return self.kind
+
+    @property
+    def label(self) -> str:
+        try:
+            spec = self.kind_spec
+        except UnknownTaskKind:
+            return self.kind
+        return str(spec.label_for(self) if spec.label_for else spec.label)  # a kind may give a lazy translation
 
     def launch_language(self) -> AbstractContextManager[None]:
         """`with task.launch_language():` what is written for the task reads in its launcher's language."""

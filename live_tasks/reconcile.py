@@ -99,7 +99,7 @@ def task_fail_worker_lost(task_id: str) -> bool:
     if task is None:
         return False
     with task.launch_language():
-        return task_mark_failed(task_id, error=worker_lost_error(task.label)) is not None
+        return task_mark_failed(task_id, error=worker_lost_error(task.kind_label)) is not None
 
 
 def task_reconcile(task: Task, *, cleanup: bool = True) -> str | None:
@@ -147,13 +147,13 @@ def _reconcile(task: Task, *, cleanup: bool) -> str | None:
             task_cleanup(task_id)
         return "cancelled" if ended else None
     if action is Do.FAIL_LOST:
-        return _fail(task_id, worker_lost_error(task.label), cleanup=cleanup)
+        return _fail(task_id, worker_lost_error(task.kind_label), cleanup=cleanup)
     if action is Do.FAIL_NO_RESULT:
-        return _fail(task_id, unexpected_error(task.label), cleanup=cleanup)
+        return _fail(task_id, unexpected_error(task.kind_label), cleanup=cleanup)
     assert action is Do.FAIL_FROM_JOB and job is not None
     result = job.latest_result()
     lost = "terminated unexpectedly" in ((result.exc_string if result else None) or "")
-    error = worker_lost_error(task.label) if lost else unexpected_error(task.label)
+    error = worker_lost_error(task.kind_label) if lost else unexpected_error(task.kind_label)
     return _fail(task_id, error, cleanup=cleanup)
 
 

@@ -12,7 +12,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from .conf import live_settings
 from .errors import TaskStepFailed, is_transient
-from .progress import ProgressReporter, TaskNoLongerRunning
+from .reporter import ProgressReporter, TaskNoLongerRunning
 
 logger = logging.getLogger(__name__)
 

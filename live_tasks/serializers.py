@@ -55,7 +55,7 @@ def task_to_dict(task: Task) -> dict[str, Any]:
         "download_url": reverse("live_tasks:download", kwargs={"task_id": task.id}) if task_has_file(task) else None,
         "file_size": task.file_size if task_has_file(task) else None,
         "delete_url": reverse("live_tasks:delete", kwargs={"task_id": task.id}) if task.is_finished else None,
-        "user": task.user.get_username(),
+        "user": task.user.get_username() if task.user is not None else "",  # "": no owner (staff only)
         "created_at": _iso(task.created_at),
         "started_at": _iso(task.started_at),
         "finished_at": _iso(task.finished_at),

@@ -46,7 +46,7 @@ class TaskAlreadyRunning(TaskError):
     task: Task
 
     def __init__(self, task: Task) -> None:
-        message = gettext("You already have a %(label)s in progress.") % {"label": task.label.lower()}
+        message = gettext("You already have a %(label)s in progress.") % {"label": task.kind_label.lower()}
         super().__init__(message, task=task)
 
     @property
@@ -66,7 +66,7 @@ class TaskAlreadyFinished(TaskError):
             "cancelled": gettext("This %(label)s was already cancelled."),
         }
         message = messages.get(task.status, gettext("This %(label)s has already ended."))
-        super().__init__(message % {"label": task.label.lower()}, task=task)
+        super().__init__(message % {"label": task.kind_label.lower()}, task=task)
 
 
 class TaskNotDeletable(TaskError):
@@ -80,7 +80,7 @@ class TaskNotDeletable(TaskError):
             message = gettext("This %(label)s is still being cleaned up. Try again in a moment.")
         else:
             message = gettext("This %(label)s is still in progress: cancel it first.")
-        super().__init__(message % {"label": task.label.lower()}, task=task)
+        super().__init__(message % {"label": task.kind_label.lower()}, task=task)
 
 
 class QueueUnavailable(TaskError):
@@ -103,7 +103,7 @@ class StorageUnavailable(TaskError):
 
 def task_start(
     *,
-    user: User,
+    user: User | None,
     kind: str,
     params: dict[str, Any] | None = None,
     input_file: Path | None = None,
@@ -113,7 +113,9 @@ def task_start(
 
     A user's launches are limited first (live_tasks/limits.py): TaskLaunchLimited past the rate,
     TaskQuotaExceeded when their stored results would pass the quota. `limited=False` is for
-    staff acting for a user (the admin's Retry), never for a user's own request.
+    staff acting for a user (the admin's Retry), never for a user's own request. `user=None`: a
+    task without an owner (a `@task` enqueued outside live_tasks.for_user), seen by staff only and
+    never limited.
 
     `input_file`, if given, becomes the task's input (live_tasks.files.input_store: moved into the
     work directory, or sent to the bucket): it is the task's from then on and is deleted when the
@@ -123,7 +125,7 @@ def task_start(
     enqueued, in which case the row and the input are removed again.
     """
     spec = get_kind(kind)  # an unknown kind is a programming error: UnknownTaskKind
-    if limited:
+    if limited and user is not None:
         try:
             task_launch_count(user)
         except RedisError as exc:
@@ -144,7 +146,7 @@ def task_start(
         return _task_create(user, spec.name, params or {}, input_file)
 
 
-def _task_create(user: User, kind: str, params: dict[str, Any], input_file: Path | None) -> Task:
+def _task_create(user: User | None, kind: str, params: dict[str, Any], input_file: Path | None) -> Task:
     # Inside a caller's transaction, a savepoint keeps a refused insert from spoiling it; on its own
     # (a view, in autocommit), the insert is one statement: no BEGIN and COMMIT round trips.
     guard = transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext()
@@ -152,6 +154,8 @@ def _task_create(user: User, kind: str, params: dict[str, Any], input_file: Path
         with guard:
             task = Task.objects.create(user=user, kind=kind, params=params, language=get_language() or "")
     except IntegrityError:
+        if user is None:  # the constraint is per owner: no task without one can clash
+            raise
         existing = Task.objects.for_user(user).unfinished().of_kind(kind).first()
         if existing is None:  # it finished between our insert and this read: a retry will pass
             raise

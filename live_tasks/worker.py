@@ -22,8 +22,8 @@ from live_tasks.push.publish import publisher_warm_up
 from .cleanup import task_cleanup
 from .conf import live_settings
 from .kinds import all_kinds
-from .progress import progress_watch_worker
 from .reconcile import task_fail_worker_lost
+from .reporter import progress_watch_worker
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class TaskWorker(Worker):
         horse running. An orphaned horse goes on writing for a task that the safety net has since
         failed and cleaned up, and holds database connections and locks. On Linux the kernel sends
         the horse SIGKILL when the worker dies (PR_SET_PDEATHSIG); then, or elsewhere, the progress
-        reporter checks the parent at every report (live_tasks/progress.py), which also covers a worker
+        reporter checks the parent at every report (live_tasks/reporter.py), which also covers a worker
         that died before prctl ran. The horse's task is then failed as "worker lost", as for any
         killed horse.
         """

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "posts",
     "exports",
     "imports",
+    "recount",  # the example built only on django.tasks' @task (TASKS below)
 ]
 
 # Content-Security-Policy: Django has it built in from 6.0 (SECURE_CSP); on 5.2 LTS, django-csp 4
@@ -247,6 +248,12 @@ RQ = {
     "WORKER_CLASS": "live_tasks.worker.TaskWorker",
 }
 RQ_SHOW_ADMIN_LINK = True
+# django.tasks' `@task` functions (recount/tasks.py) run as the library's tasks, on the default
+# queue: live progress, cancel, the safety net, the admin. Django 6 ships django.tasks; on 5.2 it is
+# the django-tasks backport (requirements.txt), an app of its own.
+TASKS = {"default": {"BACKEND": "live_tasks.backends.LiveTasksBackend", "QUEUES": ["default"]}}
+if django.VERSION < (6, 0):
+    INSTALLED_APPS.append("django_tasks")
 
 CHANNEL_LAYERS: dict[str, dict[str, Any]] = {
     "default": {

@@ -39,6 +39,7 @@ urlpatterns = [
     path("posts/", include("posts.urls")),
     path("exports/", include("exports.urls")),
     path("imports/", include("imports.urls")),
+    path("recount/", include("recount.urls")),
     path("tasks/", include("live_tasks.urls")),
     path("api/tasks/", include(api_urlpatterns)),
     # django-rq's dashboard (queues, workers, failed jobs): superusers only, since it can stop,

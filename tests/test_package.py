@@ -87,6 +87,46 @@ def count_start(request):
     return task_launch_response(request, start, refused_page=lambda: redirect("live_tasks:list"))
 """
 
+# A `@task` function beside the kind, run by the library's backend (the README's "Already using
+# django.tasks?" setting), and a view that enqueues it for the signed-in user.
+DJANGO_TASK = """
+import time
+
+import live_tasks
+
+try:
+    from django.tasks import task
+except ImportError:
+    from django_tasks import task
+
+
+@task
+def count_words(text):
+    words = text.split()
+    for done in range(1, len(words) + 1):
+        time.sleep(0.1)
+        live_tasks.progress(done, len(words), detail=f"{done} of {len(words)} words")
+    return {"words": len(words)}
+"""
+
+DJANGO_TASK_VIEW = """
+from django.contrib.auth.decorators import login_required
+from django.http import JsonResponse
+from django.views.decorators.http import require_POST
+
+import live_tasks
+
+from .tasks import count_words
+
+
+@require_POST
+@login_required
+def count_words_start(request):
+    with live_tasks.for_user(request.user):
+        result = count_words.enqueue(request.POST["text"])
+    return JsonResponse({"id": result.id}, status=202)
+"""
+
 # ada and bob are staff only so as to sign in through the admin's login form (the project has no
 # other): without any permission, the admin shows them no task. root sees every task.
 USERS = f"""
@@ -111,6 +151,9 @@ MISCONFIGURATIONS = {
     "live_tasks.E008": 'LIVE_TASKS = {"PROGRES_INTERVAL": 1}',
     # Metrics asked for without the [metrics] extra (prometheus-client), which this venv lacks.
     "live_tasks.E009": 'LIVE_TASKS = {"METRICS_TOKEN": "x" * 40}',
+    # The django.tasks backend on a queue that the library does not run.
+    # ("default" stays: the project's @task is declared on it, and an invalid one fails at import.)
+    "live_tasks.E010": 'TASKS["default"]["QUEUES"] = ["default", "low"]',
 }
 MISFIT_KINDS = {
     "twice": 'register(TaskKind(name="count", label="Count again", run=count))',
@@ -158,11 +201,17 @@ def test_a_fresh_startproject_site_runs_the_installed_library(wheel, tmp_path):
                 counted = launch_and_follow_to_success(ada, ada_feed)
                 download_is_the_owners_alone(ada, bob, counted)
                 cancelled = cancel_while_running(ada, ada_feed)
+                words = django_task_runs_live(ada, ada_feed)
             admin_lists_every_task(root, ada, [counted, cancelled])
     finally:
         project_redis.flushdb()
 
+    read = manage(python, project, "shell", "-c", f"from counter.tasks import count_words; {GET_RESULT % words}")
+    assert "SUCCESSFUL {'words': 5} succeeded" in read, read
     check_names_each_misconfiguration(python, project)
+
+
+GET_RESULT = "r = count_words.get_result(%r); print(r.status, r.return_value, r.live_status)"
 
 
 # What the library's own tests need beyond the library, at this repository's pins.
@@ -236,7 +285,8 @@ def test_the_librarys_own_tests_pass_against_the_installed_wheel(wheel, tmp_path
 def fresh_virtualenv(wheel: Path, env_dir: Path) -> Path:
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "-q", str(wheel)], check=True)
+    # With the extra for `@task` functions: on Django 5.2 the django-tasks backport (on 6, unused).
+    subprocess.run([str(python), "-m", "pip", "install", "-q", f"{wheel}[django-tasks]"], check=True)
     # `import live_tasks` reads no setting: it works with none configured.
     versions = subprocess.run(
         [str(python), "-c", "import django, live_tasks; print(django.get_version(), live_tasks.__version__)"],
@@ -271,6 +321,9 @@ def fresh_project(python: Path, project: Path) -> Path:
     settings = settings.replace(hosts, f'{hosts}, "prefix": "fresh-{uuid.uuid4().hex[:8]}"')
     with (project / "site1" / "settings.py").open("a") as out:
         out.write(f'\n{settings}\nINSTALLED_APPS += ["counter"]\n')
+        # The README's django.tasks setting; on Django 5.2 the backport is an app of its own.
+        out.write(f"\n{django_tasks_setting()}\n")
+        out.write('import django\nif django.VERSION < (6, 0):\n    INSTALLED_APPS += ["django_tasks"]\n')
 
     # urls.py: startproject's `path('admin/', admin.site.urls),` (in its Django version's quotes),
     # then the README's line and the launch view's.
@@ -278,12 +331,14 @@ def fresh_project(python: Path, project: Path) -> Path:
     urls = project / "site1" / "urls.py"
     text = re.sub(
         r"^from django\.urls import path$",
-        "from counter.views import count_start\nfrom django.urls import include, path",
+        "from counter.views import count_start, count_words_start\nfrom django.urls import include, path",
         urls.read_text(),
         flags=re.M,
     )
     text = re.sub(
-        r"(\n\s*path\(.admin/., admin\.site\.urls\),)", rf'\1\n    {tasks_line}\n    path("count/", count_start),', text
+        r"(\n\s*path\(.admin/., admin\.site\.urls\),)",
+        rf'\1\n    {tasks_line}\n    path("count/", count_start),\n    path("words/", count_words_start),',
+        text,
     )
     urls.write_text(text)
     assert "live_tasks.urls" in urls.read_text() and "count_start)" in urls.read_text()
@@ -297,8 +352,16 @@ def fresh_project(python: Path, project: Path) -> Path:
     (project / "counter").mkdir()
     (project / "counter" / "__init__.py").write_text("")
     (project / "counter" / "kinds.py").write_text(textwrap.dedent(KIND).lstrip())
-    (project / "counter" / "views.py").write_text(textwrap.dedent(VIEW).lstrip())
+    (project / "counter" / "views.py").write_text(textwrap.dedent(VIEW).lstrip() + DJANGO_TASK_VIEW)
+    (project / "counter" / "tasks.py").write_text(textwrap.dedent(DJANGO_TASK).lstrip())
     return project
+
+
+def django_tasks_setting() -> str:
+    """The README's `TASKS = ...` line, from its "Already using django.tasks?" section."""
+    section = (ROOT / "README.md").read_text().split("## Already using django.tasks?", 1)[1].split("\n## ", 1)[0]
+    (line,) = re.findall(r"^TASKS = .*$", section, re.M)
+    return line
 
 
 def manage(python: Path, project: Path, *args: str) -> str:
@@ -467,6 +530,17 @@ def launch(browser: Browser, to: int) -> dict:
     assert status == 202, task
     assert (task["kind"], task["label"], task["status"]) == ("count", "Count", "queued")
     return task
+
+
+def django_task_runs_live(ada: Browser, live: Feed) -> str:
+    """A `@task` function enqueued for ada: on her socket from queued to succeeded, with its progress."""
+    status, body = ada.post_json("/words/", {"text": "one two three four five"})
+    assert status == 202, body
+    messages = live.follow(body["id"], until=finished)
+    assert [m["status"] for m in messages][:2] == ["queued", "running"] and messages[-1]["status"] == "succeeded"
+    assert messages[0]["kind"] == "django_task" and messages[0]["user"] == "ada"
+    assert any(m["detail"].endswith("of 5 words") for m in messages), "live_tasks.progress, pushed"
+    return body["id"]
 
 
 def launch_and_follow_to_success(ada: Browser, live: Feed) -> dict:

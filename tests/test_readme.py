@@ -82,3 +82,14 @@ def test_the_readmes_example_receivers_count_runs_outcomes_and_seconds(queue):
 
     assert example["counts"] == {"test_steps.started": 1, "test_steps.succeeded": 1, "test_steps.cancelled": 1}
     assert 0 < example["seconds"]["test_steps"] < 10, "the one that ran; the cancelled one never started"
+
+
+def test_the_readmes_django_tasks_example_is_the_sites_recount_app():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Already using django.tasks?", 1)[1].split("\n## ", 1)[0]
+    blocks = dict((name, code) for code, name in re.findall(r"```python\n(# (\S+?):.*?)```", section, re.S))
+    assert set(blocks) == {"settings.py", "recount/tasks.py", "recount/views.py"}
+    for name in ("recount/tasks.py", "recount/views.py"):
+        assert (ROOT / name).read_text() == blocks[name], f"README's {name} is the site's file as it is"
+    setting = blocks["settings.py"].split("\n", 1)[1]
+    assert setting in (ROOT / "project/settings.py").read_text()

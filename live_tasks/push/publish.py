@@ -100,7 +100,12 @@ class _LayerPublisher:
 _publisher = _LayerPublisher()
 
 
-def publish_task_update(*, user_id: int, task: dict[str, Any], wait: bool) -> bool:
+def _groups_of(user_id: int | None) -> tuple[str, ...]:
+    # A task without an owner (user_id None) is staff's alone.
+    return (STAFF_GROUP,) if user_id is None else (user_group_name(user_id), STAFF_GROUP)
+
+
+def publish_task_update(*, user_id: int | None, task: dict[str, Any], wait: bool) -> bool:
     """Tell the owner's open pages and staff that a task changed; `wait` blocks until Redis has it.
 
     Waiting is for a task's final state, which must not be lost to the work horse exiting right
@@ -110,7 +115,7 @@ def publish_task_update(*, user_id: int, task: dict[str, Any], wait: bool) -> bo
     catches up from the snapshot it gets on (re)connect.
     """
     message = {"type": "task.update", "task": task}
-    return _publisher.send((user_group_name(user_id), STAFF_GROUP), message, wait=wait)
+    return _publisher.send(_groups_of(user_id), message, wait=wait)
 
 
 def publisher_warm_up() -> None:
@@ -135,10 +140,10 @@ def publish_user_sockets_recheck(*, user_id: int) -> bool:
     return _publisher.send((user_sockets_group_name(user_id),), message, wait=True, timeout=CONTROL_SEND_TIMEOUT)
 
 
-def publish_task_deleted(*, user_id: int, task_id: str) -> bool:
+def publish_task_deleted(*, user_id: int | None, task_id: str) -> bool:
     """Tell the owner's open pages and staff that a task was deleted, so that they drop it.
 
     Waits until Redis has it: a deletion happens once, and no later state repeats it.
     """
     message = {"type": "task.deleted", "id": task_id}
-    return _publisher.send((user_group_name(user_id), STAFF_GROUP), message, wait=True)
+    return _publisher.send(_groups_of(user_id), message, wait=True)

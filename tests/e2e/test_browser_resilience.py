@@ -18,7 +18,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from exports.services import export_start
 from live_tasks.models import Task
-from live_tasks.progress import ProgressReporter
+from live_tasks.reporter import ProgressReporter
 from live_tasks.state import task_mark_running
 from tests.e2e.browser import (
     BAR,

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from exports.services import export_start
 from live_tasks.models import Task
-from live_tasks.progress import ProgressReporter
+from live_tasks.reporter import ProgressReporter
 from live_tasks.state import task_mark_running, task_mark_succeeded
 from posts.models import Post, post_fingerprint
 from tests.e2e.browser import OUT, launch_chromium, off_loop, sign_in, site_env_for

@@ -12,7 +12,7 @@ from rq import SimpleWorker
 
 from exports.services import export_start
 from live_tasks.models import Task
-from live_tasks.progress import ProgressReporter
+from live_tasks.reporter import ProgressReporter
 from live_tasks.state import task_mark_running
 from tests.factories import PostFactory, TaskFactory
 
@@ -118,7 +118,7 @@ def test_progress_writes_are_throttled_by_time(user, monkeypatch):
     task = TaskFactory(user=user)
     task_mark_running(task.id)
     clock = [1000.0]
-    monkeypatch.setattr("live_tasks.progress.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("live_tasks.reporter.time.monotonic", lambda: clock[0])
     report = ProgressReporter(task.id, interval=60)
     for done in range(1, 2501):  # within the first interval: nothing is written
         report(done, 5000, detail=f"{done:,} of 5,000 posts")

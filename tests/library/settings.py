@@ -7,6 +7,7 @@ The test process sets its values in os.environ; those processes (started with ch
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -106,5 +107,10 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [REDIS_URL], "prefix": _test_value("LIBRARY_TEST_CHANNEL_PREFIX", f"lt-{os.getpid()}")},
     }
 }
+# `@task` functions (tests/library/testapp/tasks.py) run through the library: django.tasks on
+# Django 6, the django-tasks backport on 5.2 (its app is installed only there).
+TASKS = {"default": {"BACKEND": "live_tasks.backends.LiveTasksBackend", "QUEUES": ["default"]}}
+if importlib.util.find_spec("django.tasks") is None:
+    INSTALLED_APPS.append("django_tasks")
 # A test gives the processes it starts settings of their own: child_env(LIVE_TASKS_JSON=...).
 LIVE_TASKS = {"PROGRESS_INTERVAL": 0.05, **json.loads(os.environ.get("LIVE_TASKS_JSON", "{}"))}

@@ -17,7 +17,7 @@ from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
 from live_tasks.models import Task
-from live_tasks.progress import ProgressReporter, TaskNoLongerRunning
+from live_tasks.reporter import ProgressReporter, TaskNoLongerRunning
 from live_tasks.state import task_mark_running, task_mark_succeeded
 
 from .asgi import application

@@ -58,7 +58,7 @@ def test_a_horse_that_reports_no_progress_dies_with_its_worker(queue):
 ORPHAN = """
 import os, sys, time, django
 django.setup()
-from live_tasks.progress import ProgressReporter, progress_watch_worker
+from live_tasks.reporter import ProgressReporter, progress_watch_worker
 worker_pid = os.getpid()
 horse = os.fork()
 if horse:

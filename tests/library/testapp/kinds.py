@@ -17,7 +17,7 @@ from live_tasks.errors import TaskStepFailed
 from live_tasks.files import input_open, result_writer, work_dir
 from live_tasks.kinds import TaskKind, TaskResult, register
 from live_tasks.models import Task
-from live_tasks.progress import ProgressReporter
+from live_tasks.reporter import ProgressReporter
 from live_tasks.retries import with_retries
 
 TEST_STEPS = "test_steps"

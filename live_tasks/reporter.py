@@ -1,4 +1,5 @@
-"""What a running job is given to report its progress: throttled writes, and word of a cancel."""
+"""What a running job is given to report its progress (`live_tasks.progress`, the function for `@task`
+functions, is live_tasks/backends.py): throttled writes, and word of a cancel."""
 
 from __future__ import annotations
 
