@@ -90,7 +90,9 @@ _reporter: contextvars.ContextVar[ProgressReporter | None] = contextvars.Context
 @contextmanager
 def for_user(user: User) -> Iterator[None]:
     """`with live_tasks.for_user(request.user): my_task.enqueue(...)`: the tasks enqueued inside
-    belong to `user`, whose pages show them live. Without it a task has no owner: staff only."""
+    belong to `user`, whose pages show them live, and count against the user's launch limits (the
+    enqueue raises TaskLaunchLimited past LAUNCH_LIMIT, as any kind's launch; answer it with
+    live_tasks.views.task_launch_response). Without it a task has no owner: staff only."""
     token = _owner.set(user)
     try:
         yield
@@ -242,7 +244,10 @@ class LiveTasksBackend(BaseTaskBackend):
             "queue": task.queue_name,
             "priority": task.priority,
         }
-        row = task_start(user=_owner.get(), kind=DJANGO_TASK, params=params, limited=False)
+        # On behalf of a user, the user's launch limits apply as to any kind (TaskLaunchLimited,
+        # TaskQuotaExceeded: TaskErrors, raised here); a task without an owner is the site's own.
+        owner = _owner.get()
+        row = task_start(user=owner, kind=DJANGO_TASK, params=params, limited=owner is not None)
         result = _result_of(row)
         task_enqueued.send(type(self), task_result=result)
         return result

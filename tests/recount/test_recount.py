@@ -34,3 +34,19 @@ def test_a_recount_is_the_users_live_and_counts_every_post(queue, client_for):
     page = client_for(user).get("/recount/")
     assert page.status_code == 200 and str(task.id).encode() in page.content
     assert client_for(UserFactory()).get(f"/tasks/{task.id}/").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_past_the_launch_limit_a_recount_is_refused_with_429_and_nothing_is_queued(queue, client_for, settings):
+    settings.LIVE_TASKS = {**settings.LIVE_TASKS, "LAUNCH_LIMIT": 2}
+    user = UserFactory()
+    client = client_for(user)
+    assert [client.post("/recount/").status_code for _ in range(2)] == [302, 302]
+
+    refused = client.post("/recount/")
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    assert b"Recount my posts" in refused.content, "the page again, saying why"
+    assert Task.objects.filter(kind=DJANGO_TASK, user=user).count() == 2
+    assert queue.count == 2
+    api = client.post("/recount/", HTTP_ACCEPT="application/json")
+    assert api.status_code == 429 and "error" in api.json()
