@@ -189,7 +189,10 @@ class _Recorder:
         if timeout is None:
             return self._write()
         writer = threading.Thread(target=self._write, name="live-tasks-metrics-flush", daemon=True)
-        writer.start()
+        try:
+            writer.start()
+        except RuntimeError:  # at interpreter shutdown (atexit, Python 3.12+), no new thread may start
+            return self._write()
         writer.join(timeout)
         return None
 
