@@ -215,7 +215,8 @@ def test_lists_the_admin_and_the_chip_follow_a_new_task_live_then_its_deletion(s
         assert chip.locator("progress").evaluate("n => getComputedStyle(n).accentColor") == GREEN
         expect(admin_row.locator("[data-field=status]").first).to_have_text("Succeeded")
         # The columns beside it do not go stale: finished and duration are filled too.
-        expect(admin_row.locator("[data-field=duration]")).to_have_text(re.compile(r"^\d+\.\d s$"))
+        # (The run may take under a tenth of a second on a quick machine: live.js then says so.)
+        expect(admin_row.locator("[data-field=duration]")).to_have_text(re.compile(r"^(\d+\.\d s|under 0\.1 s)$"))
         expect(admin_row.locator("time[data-field=finished]")).to_have_attribute("datetime", re.compile(r"^20\d\d-"))
         shot(exports, "chip-succeeded-1280")
         shot(admin, "admin-live-375")
