@@ -148,7 +148,7 @@ def noop_floor(jobs: int) -> float:
     """Seconds for the two (idle) workers to run `jobs` no-op jobs."""
     from rq.registry import FinishedJobRegistry
 
-    from live_tasks.queue import default_queue
+    from live_tasks.queue.rq import default_queue
 
     queue, finished = default_queue(), FinishedJobRegistry("default", connection=default_queue().connection)
     before = finished.count

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 from django.apps import AppConfig
@@ -46,6 +47,12 @@ class LiveTasksConfig(AppConfig):
         signals.task_finished.connect(stats.on_task_finished, dispatch_uid=uid)
 
         autodiscover_modules("kinds")
+
+        # Celery's job and worker hooks are registered by importing them (with the site's Celery app).
+        from .conf import live_settings
+
+        if live_settings.QUEUE_BACKEND == "celery" and importlib.util.find_spec("celery") is not None:
+            from .queue import celery  # noqa: F401  # else live_tasks.E011 names it
 
         # The `@task` functions' kind and Django's task signals, where TASKS names this backend.
         if any(

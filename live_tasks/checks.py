@@ -32,7 +32,9 @@ KIND_URL_UNRESOLVED = "live_tasks.E007"
 UNKNOWN_SETTING = "live_tasks.E008"
 METRICS_WITHOUT_CLIENT = "live_tasks.E009"
 TASKS_QUEUE_NOT_LIVE = "live_tasks.E010"  # live_tasks/backends.py: LiveTasksBackend.check
+QUEUE_BACKEND_UNUSABLE = "live_tasks.E011"
 METRICS_TOKEN_WEAK = "live_tasks.W001"  # noqa: S105 -- a check id, not a secret
+CELERY_PREFETCH = "live_tasks.W002"
 
 # 32 characters of secrets.token_urlsafe() hold 192 random bits; a shorter token was typed by hand.
 METRICS_TOKEN_MIN_LENGTH = 32
@@ -41,6 +43,10 @@ Messages = list[checks.CheckMessage]
 
 
 def check_worker_class(app_configs: Any = None, **kwargs: Any) -> Messages:
+    from .conf import live_settings
+
+    if live_settings.QUEUE_BACKEND != "rq":
+        return []  # Celery's worker side is the library's own task and request class
     from .worker import TaskWorker
 
     hint = f'Set RQ = {{..., "WORKER_CLASS": "{TASK_WORKER}"}} in your settings (or a subclass of it).'
@@ -70,7 +76,8 @@ def check_queue(app_configs: Any = None, **kwargs: Any) -> Messages:
         checks.Error(
             f'RQ_QUEUES has no {queue!r} queue (LIVE_TASKS["QUEUE"]): every task\'s job is enqueued there.',
             hint=f'Add it: RQ_QUEUES = {{"{queue}": {{"URL": "redis://127.0.0.1:6379/0"}}, ...}}, '
-            f"and run `manage.py rqworker {queue}`.",
+            f"and run `manage.py rqworker {queue}`. On Celery it names the library's Redis (rate limits, "
+            "socket counts, job heartbeats).",
             obj="settings.RQ_QUEUES",
             id=QUEUE_MISSING,
         )
@@ -215,7 +222,61 @@ def check_metrics(app_configs: Any = None, **kwargs: Any) -> Messages:
     return []
 
 
+def check_queue_backend(app_configs: Any = None, **kwargs: Any) -> Messages:
+    from .conf import live_settings
+    from .queue import BACKENDS
+
+    name = live_settings.QUEUE_BACKEND
+    obj = "settings.LIVE_TASKS"
+    if name not in BACKENDS:
+        return [
+            checks.Error(
+                f'LIVE_TASKS["QUEUE_BACKEND"] is {name!r}: it must be one of {", ".join(map(repr, BACKENDS))}.',
+                obj=obj,
+                id=QUEUE_BACKEND_UNUSABLE,
+            )
+        ]
+    if name != "celery":
+        return []
+    if importlib.util.find_spec("celery") is None:
+        return [
+            checks.Error(
+                'LIVE_TASKS["QUEUE_BACKEND"] is "celery", but Celery is not installed.',
+                hint="pip install 'django-live-tasks[celery]' (or celery).",
+                obj=obj,
+                id=QUEUE_BACKEND_UNUSABLE,
+            )
+        ]
+    from .queue.celery import run_task
+
+    conf = run_task.app.conf
+    if not conf.broker_url:
+        return [
+            checks.Error(
+                "The Celery app has no broker_url: the site's Celery app is not loaded in this process, or "
+                "it is not configured.",
+                hint='Create it in project/celery.py (app.config_from_object("django.conf:settings", '
+                'namespace="CELERY")), import it in project/__init__.py, and set CELERY_BROKER_URL.',
+                obj=obj,
+                id=QUEUE_BACKEND_UNUSABLE,
+            )
+        ]
+    if conf.worker_prefetch_multiplier != 1:
+        return [
+            checks.Warning(
+                f"The Celery app's worker_prefetch_multiplier is {conf.worker_prefetch_multiplier}: each "
+                "worker then holds that many messages per pool process that it does not run yet, where "
+                "another worker could, and the safety net cannot tell them from lost ones.",
+                hint="CELERY_WORKER_PREFETCH_MULTIPLIER = 1 (and run the worker with -O fair).",
+                obj=obj,
+                id=CELERY_PREFETCH,
+            )
+        ]
+    return []
+
+
 ALL_CHECKS = (
+    check_queue_backend,
     check_worker_class,
     check_queue,
     check_channel_layer,

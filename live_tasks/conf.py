@@ -14,7 +14,10 @@ from typing import Any
 from django.conf import settings
 
 DEFAULTS: dict[str, Any] = {
-    # The RQ queue (a key of RQ_QUEUES) that task jobs go to and `rqworker` serves.
+    # What runs the jobs: "rq" (django-rq on Redis) or "celery" (the site's Celery app and broker).
+    "QUEUE_BACKEND": "rq",
+    # The queue that task jobs go to: on RQ a key of RQ_QUEUES, served by `rqworker <it>`; on Celery
+    # a queue of the broker, served by `celery worker -Q <it>`.
     "QUEUE": "default",
     # The live socket's path, as the browser asks for it (live_tasks.asgi.websocket_application).
     "WEBSOCKET_PATH": "/ws/tasks/",
@@ -33,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
     # Inputs (uploads) and half-written outputs, named by task id; None: MEDIA_ROOT/live-tasks-work.
     # Every process that may clean up after a killed job (worker, scheduler, web) must reach it.
     "WORK_DIR": None,
-    # RQ keeps a failed job's record this long for operators; a cancelled job's is deleted at once.
+    # The queue keeps a failed job's record this long for operators; a cancelled job's is deleted at once.
     "FAILED_JOB_TTL_SECONDS": 7 * 24 * 3600,
     # Task launches (any kind) per user in each window; past it: HTTP 429 with Retry-After.
     "LAUNCH_LIMIT": 20,

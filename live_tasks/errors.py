@@ -94,9 +94,17 @@ def _is_transient_s3_fault(exc: BaseException) -> bool:
     return isinstance(exc, botocore.HTTPClientError | botocore.ConnectionError)
 
 
+def is_job_timeout(exc: BaseException) -> bool:
+    """The job's own time limit, raised inside it: RQ's job_timeout, or Celery's soft_time_limit."""
+    if isinstance(exc, JobTimeoutException):
+        return True
+    billiard = sys.modules.get("billiard.exceptions")  # there only where Celery runs the job
+    return billiard is not None and isinstance(exc, billiard.SoftTimeLimitExceeded)
+
+
 def user_error_for(exc: BaseException, kind: TaskKind) -> str:
     """A short message a user can act on; the traceback goes to the log, not to them."""
-    if isinstance(exc, JobTimeoutException):
+    if is_job_timeout(exc):
         return timed_out_error(str(kind.label))
     if isinstance(exc, TaskStepFailed):
         return exc.user_message

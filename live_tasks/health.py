@@ -1,10 +1,12 @@
 """GET /healthz: can this process reach what it needs? For load balancers and compose healthchecks.
 
-Answers 200 when the database, Redis (the job queue) and the channel layer all respond and the
+Answers 200 when the database, the job queue (Redis, or Celery's broker) and the channel layer all
+respond and the
 safety net has completed a pass recently (the scheduler is alive), and, with result files in an S3
 bucket, the bucket answers this process's key; else 503, with the figures an
-operator looks at first: queued jobs and live workers (of the tasks' queue, and of the email
-queue under "queue" → "email"), and the age of the safety net's last pass.
+operator looks at first: queued jobs and live workers (of the tasks' queue, and on RQ of the site's
+other queues, such as "queue" → "email"), and the age of the safety net's last pass. A hung queue
+cannot hang the answer: _run gives up after CHECK_TIMEOUT.
 """
 
 from __future__ import annotations
@@ -17,14 +19,12 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-from rq import Queue, Worker
 
-from live_tasks.queue import default_queue
+from live_tasks.queue import queue_health
 from live_tasks.scheduler import safety_net_last_pass
 
 from .conf import live_settings
@@ -39,20 +39,6 @@ def _check_database() -> dict[str, Any]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return {"ok": True}
-
-
-def _check_queue() -> dict[str, Any]:
-    # The same connection settings as the queue itself (URL, TLS or Sentinel). A hung Redis
-    # cannot hang the answer: _run gives up after CHECK_TIMEOUT. Workers are counted per queue:
-    # an email worker is no worker for the tasks.
-    queue = default_queue()
-    result: dict[str, Any] = {"ok": True, "queued_jobs": queue.count, "workers": Worker.count(queue=queue)}
-    # The other queues (the account emails) are on the same Redis: two more small reads each.
-    for name in settings.RQ_QUEUES:
-        if name != queue.name:
-            other = Queue(name, connection=queue.connection)
-            result[name] = {"queued_jobs": other.count, "workers": Worker.count(queue=other)}
-    return result
 
 
 def _check_safety_net() -> dict[str, Any]:
@@ -92,7 +78,7 @@ async def _run(name: str, check: Callable[[], Awaitable[dict[str, Any]]]) -> tup
 async def healthz(request: HttpRequest) -> JsonResponse:
     checks = [
         _run("database", sync_to_async(_check_database)),
-        _run("queue", sync_to_async(_check_queue, thread_sensitive=False)),
+        _run("queue", sync_to_async(queue_health, thread_sensitive=False)),
         _run("channel_layer", _check_channel_layer),
         _run("safety_net", sync_to_async(_check_safety_net, thread_sensitive=False)),
     ]

@@ -1,4 +1,4 @@
-"""RQ entry points of the core: the one job that runs a task of any kind, and its stop callback.
+"""The core's job: the one function that runs a task of any kind, on either queue, and RQ's stop callback.
 
 They take ids, load rows, call the kind's `run`, and own the failure handling: every way out
 ends the task in an honest final state and cleans up after it.
@@ -7,6 +7,7 @@ ends the task in an honest final state and cleans up after it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -23,21 +24,27 @@ from .state import task_mark_cancelled, task_mark_failed, task_mark_running, tas
 logger = logging.getLogger(__name__)
 
 
-def task_run_job(task_id: str, language: str = "") -> str:
-    """`language`: the task's (Task.language), for what the job and its kind write."""
+def task_run_job(task_id: str, language: str = "", *, on_running: Callable[[], None] | None = None) -> str:
+    """`language`: the task's (Task.language), for what the job and its kind write. `on_running` is
+    called once the task is marked running, before its work (Celery's job starts its heartbeat).
+
+    Returns what became of it: "succeeded", "failed", "stopped", or "skipped" (not queued any more).
+    """
     try:
         with translation.override(language or settings.LANGUAGE_CODE):
-            return _task_run(task_id)
+            return _task_run(task_id, on_running)
     finally:
         # A work horse ends with os._exit, without atexit: write its metrics before (never raises).
         stats.flush()
 
 
-def _task_run(task_id: str) -> str:
+def _task_run(task_id: str, on_running: Callable[[], None] | None) -> str:
     task = task_mark_running(task_id)
     if task is None:
-        logger.info("Task %s is no longer queued (cancelled or gone); skipping", task_id)
+        logger.info("Task %s is no longer queued (cancelled, gone, or run already); skipping", task_id)
         return "skipped"
+    if on_running is not None:
+        on_running()
     try:
         kind = task.kind_spec
     except UnknownTaskKind:
@@ -60,7 +67,7 @@ def _task_run(task_id: str) -> str:
         logger.exception("Task %s (%s) failed", task_id, kind.name)
         task_mark_failed(task_id, error=user_error_for(exc, kind))
         task_cleanup(task_id)
-        raise  # RQ records the job in its failed registry for operators
+        raise  # the queue records the job as failed for operators (RQ's failed registry, Celery's log)
 
     finished = task_mark_succeeded(task_id, detail=result.detail, file_name=result.file, commit=result.commit)
     if finished is None:  # cancelled or failed meanwhile: nothing of it may outlive it

@@ -92,7 +92,10 @@ class LiveTasksCollector:
             "Whether this scrape could read the source (database, redis, rq): 0 means its figures are missing.",
             labels=["source"],
         )
-        for source, read in (("database", _from_database), ("redis", _from_redis), ("rq", _from_rq)):
+        sources = [("database", _from_database), ("redis", _from_redis)]
+        if live_settings.QUEUE_BACKEND == "rq":
+            sources.append(("rq", _from_rq))
+        for source, read in sources:
             started = time.monotonic()
             try:
                 families = list(read())

@@ -1,10 +1,11 @@
-"""The safety net: bring every task in line with what RQ says of its job, as one table.
+"""The safety net: bring every task in line with what the job queue says of its job, as one table.
 
 RQ on its own notices a whole killed worker only when the job's heartbeat key expires and some
 worker's maintenance pass runs (up to ~11 minutes). Our workers heartbeat every
 LIVE_TASKS["JOB_HEARTBEAT_SECONDS"], and this check, run every LIVE_TASKS["RECONCILE_INTERVAL_SECONDS"] by the
 scheduler (live_tasks/scheduler.py) and on demand when a user relaunches, ends such a task within
-about half a minute, re-enqueues a queued task whose job Redis lost (with its own kind's job),
+about half a minute, re-enqueues a queued task whose job the queue lost (Redis flushed, a broker
+restarted without persistence), with its own kind's job,
 and finishes the cleanup of failed and cancelled tasks.
 """
 
@@ -12,18 +13,18 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.utils import timezone
 from django.utils.translation import gettext
-from rq.job import Job, JobStatus
 
 from .cleanup import task_cleanup
 from .conf import live_settings
-from .errors import kind_unavailable_error, unexpected_error, worker_lost_error
+from .errors import kind_unavailable_error, timed_out_error, unexpected_error, worker_lost_error
 from .kinds import UnknownTaskKind
 from .models import Task
-from .queue import task_job_enqueue, task_job_fetch
+from .queue import JobState, task_job_enqueue, task_job_state
 from .state import task_mark_cancelled, task_mark_failed, task_set_detail
 
 logger = logging.getLogger(__name__)
@@ -43,22 +44,6 @@ class Do(enum.Enum):
     CLEANUP = "clean up"
     CLEANUP_IF_SILENT = "clean up once its heartbeat stopped"
 
-
-# RQ's job statuses, by what they mean for a task.
-JOB_STATE = {
-    None: "missing",
-    JobStatus.CREATED: "waiting",
-    JobStatus.QUEUED: "waiting",
-    JobStatus.DEFERRED: "waiting",
-    JobStatus.SCHEDULED: "waiting",
-    JobStatus.READY_TO_ENQUEUE: "waiting",
-    JobStatus.RATE_LIMITED: "waiting",
-    JobStatus.STARTED: "started",
-    JobStatus.FINISHED: "finished",
-    JobStatus.FAILED: "failed",
-    JobStatus.STOPPED: "stopped",
-    JobStatus.CANCELED: "stopped",
-}
 
 # (job state, task state) -> what to do. "ended" is a failed or cancelled task awaiting cleanup.
 TABLE: dict[tuple[str, str], Do] = {
@@ -89,21 +74,32 @@ def _task_state(task: Task) -> str:
     return task.status if not task.is_finished else "ended"
 
 
-def _silent(job: Job) -> bool:
-    heartbeat = job.last_heartbeat or job.started_at
+def _silent(job: JobState) -> bool:
+    heartbeat = job.heartbeat
     return heartbeat is None or timezone.now() - heartbeat > timedelta(seconds=live_settings.LOST_AFTER_SECONDS)
 
 
 def task_fail_worker_lost(task_id: str) -> bool:
+    """For the worker that saw its job's process die: the task fails "worker lost" (if still running)."""
+    return _fail_with(task_id, worker_lost_error)
+
+
+def task_fail_timed_out(task_id: str) -> bool:
+    """For the worker that killed a job past its hard time limit (Celery's): the task fails "timed out"."""
+    return _fail_with(task_id, timed_out_error)
+
+
+def _fail_with(task_id: str, error_for: Callable[[str], str]) -> bool:
     task = Task.objects.filter(pk=task_id).first()
     if task is None:
         return False
     with task.launch_language():
-        return task_mark_failed(task_id, error=worker_lost_error(task.kind_label)) is not None
+        return task_mark_failed(task_id, error=error_for(task.kind_label)) is not None
 
 
 def task_reconcile(task: Task, *, cleanup: bool = True) -> str | None:
-    """Bring one task in line with its job. Returns what was done, or None. Raises RedisError.
+    """Bring one task in line with its job. Returns what was done, or None. Raises one of
+    live_tasks.queue.QUEUE_ERRORS.
 
     `cleanup=False` only ends the task (a relaunch does this inside its request): the cleanup it
     owes, which for an import may be a million staged posts to delete, stays with the scheduler's
@@ -115,14 +111,10 @@ def task_reconcile(task: Task, *, cleanup: bool = True) -> str | None:
 
 def _reconcile(task: Task, *, cleanup: bool) -> str | None:
     task_id = str(task.id)
-    job = task_job_fetch(task_id)
-    # The status as read with the rest of the job (one HGETALL), not read again: a job that a worker
-    # starts in between would look started with no heartbeat yet, silent, and be failed as lost.
-    status = job.get_status(refresh=False) if job else None
-    action = TABLE[(JOB_STATE.get(status, "waiting"), _task_state(task))]
+    job = task_job_state(task_id)
+    action = TABLE[(job.phase, _task_state(task))]
 
     if action in (Do.FAIL_IF_SILENT, Do.CLEANUP_IF_SILENT):
-        assert job is not None
         if not _silent(job):
             return None
         action = Do.FAIL_LOST if action is Do.FAIL_IF_SILENT else Do.CLEANUP
@@ -150,10 +142,8 @@ def _reconcile(task: Task, *, cleanup: bool) -> str | None:
         return _fail(task_id, worker_lost_error(task.kind_label), cleanup=cleanup)
     if action is Do.FAIL_NO_RESULT:
         return _fail(task_id, unexpected_error(task.kind_label), cleanup=cleanup)
-    assert action is Do.FAIL_FROM_JOB and job is not None
-    result = job.latest_result()
-    lost = "terminated unexpectedly" in ((result.exc_string if result else None) or "")
-    error = worker_lost_error(task.kind_label) if lost else unexpected_error(task.kind_label)
+    assert action is Do.FAIL_FROM_JOB
+    error = worker_lost_error(task.kind_label) if job.worker_lost else unexpected_error(task.kind_label)
     return _fail(task_id, error, cleanup=cleanup)
 
 
@@ -171,7 +161,7 @@ def tasks_reconcile() -> dict[str, int]:
     """One pass over every unfinished task and every ended one awaiting cleanup; counts what was done."""
     done: dict[str, int] = {}
     for task in Task.objects.needing_attention().order_by("created_at"):
-        outcome = task_reconcile(task)  # a RedisError ends the pass: the scheduler retries it
+        outcome = task_reconcile(task)  # a queue error ends the pass: the scheduler retries it
         if outcome:
             done[outcome] = done.get(outcome, 0) + 1
     return done

@@ -7,11 +7,10 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from django.utils.translation import gettext
-from rq.timeouts import JobTimeoutException
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from .conf import live_settings
-from .errors import TaskStepFailed, is_transient
+from .errors import TaskStepFailed, is_job_timeout, is_transient
 from .reporter import ProgressReporter, TaskNoLongerRunning
 
 logger = logging.getLogger(__name__)
@@ -54,8 +53,10 @@ def with_retries(
         ):
             with attempt:
                 return action()
-    except (JobTimeoutException, TaskNoLongerRunning):
-        raise  # the job's own time limit, or a cancel: not this step's fault
+    except TaskNoLongerRunning:
+        raise  # a cancel: not this step's fault
     except Exception as exc:
+        if is_job_timeout(exc):
+            raise  # the job's own time limit: not this step's fault either
         raise TaskStepFailed(failure_message) from exc
     raise AssertionError("unreachable: Retrying either returns or raises")

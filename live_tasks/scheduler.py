@@ -23,8 +23,8 @@ from django.db import close_old_connections
 from . import stats
 from .conf import live_settings
 from .files import upload_spools_sweep
-from .queue import default_queue
 from .reconcile import tasks_reconcile
+from .redisclients import rq_connection
 from .services import tasks_delete_old, tasks_expire
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class Periodic:
 
 
 def record_safety_net_pass() -> None:
-    default_queue().connection.set(SAFETY_NET_PASS_KEY, f"{time.time():.3f}")
+    rq_connection().set(SAFETY_NET_PASS_KEY, f"{time.time():.3f}")
     stats.count("live_tasks_safety_net_passes")
 
 
@@ -58,7 +58,7 @@ def safety_net_pass() -> dict[str, int]:
 
 def safety_net_last_pass() -> float | None:
     """Unix time of the last completed safety-net pass, if any (raises RedisError)."""
-    value = default_queue().connection.get(SAFETY_NET_PASS_KEY)
+    value = rq_connection().get(SAFETY_NET_PASS_KEY)
     return float(value) if value else None
 
 

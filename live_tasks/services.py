@@ -28,7 +28,7 @@ from .files import input_store, is_storage_fault, result_delete, results_delete,
 from .kinds import get_kind
 from .limits import task_launch_count, task_quota_check
 from .models import Task, TaskQuerySet
-from .queue import task_job_enqueue, task_job_stop, task_jobs_delete
+from .queue import QUEUE_ERRORS, task_job_enqueue, task_job_stop, task_jobs_delete
 from .reconcile import task_reconcile
 from .signals import task_enqueued, task_signal_send
 from .state import task_announce, task_mark_cancelled, task_mark_expired
@@ -139,7 +139,7 @@ def task_start(
         # cleanup (an import's staged posts, perhaps a million) is the scheduler's, not this request's.
         try:
             ended = task_reconcile(exc.task, cleanup=False) in ("failed", "cancelled")
-        except RedisError:
+        except QUEUE_ERRORS:
             ended = False
         if not ended:
             raise
@@ -178,7 +178,7 @@ def _enqueue_or_withdraw(task: Task) -> None:
     task_announce(task)  # before the job exists: see task_announce
     try:
         task_job_enqueue(str(task.id), kind=task.kind_spec, language=task.language)
-    except RedisError as exc:
+    except QUEUE_ERRORS as exc:
         Task.objects.filter(pk=task.pk).delete()
         work_files_delete(task.id)
         logger.error("Could not enqueue task %s: %r", task.id, exc)
@@ -263,10 +263,10 @@ PRUNE_BATCH = 500
 
 
 def tasks_delete_old() -> int:
-    """Delete finished tasks older than LIVE_TASKS["ROW_RETENTION_DAYS"], their files and their RQ records.
+    """Delete finished tasks older than LIVE_TASKS["ROW_RETENTION_DAYS"], their files and their job records.
 
     In batches, so that a large backlog neither holds a long transaction nor one huge Redis call.
-    The RQ records go first: a task whose records could not be deleted (Redis away) is kept for
+    The job records go first: a task whose records could not be deleted (the queue away) is kept for
     the next pass. Returns how many rows were deleted.
     """
     before = timezone.now() - timedelta(days=live_settings.ROW_RETENTION_DAYS)

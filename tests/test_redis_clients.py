@@ -17,7 +17,7 @@ import django_rq
 import pytest
 
 from live_tasks import ratelimits, redisclients
-from live_tasks.queue import default_queue, task_job_fetch
+from live_tasks.queue.rq import default_queue, task_job_fetch
 from live_tasks.ratelimits import Limit
 
 THREADS = 32

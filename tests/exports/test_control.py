@@ -18,7 +18,7 @@ from live_tasks import files
 from live_tasks.conf import live_settings
 from live_tasks.errors import worker_lost_error
 from live_tasks.models import Task
-from live_tasks.queue import task_job_fetch as export_job_fetch
+from live_tasks.queue.rq import task_job_fetch as export_job_fetch
 from live_tasks.reconcile import tasks_reconcile
 from live_tasks.services import tasks_expire
 from tests.factories import PostFactory, StaffFactory, TaskFactory, UserFactory

@@ -14,7 +14,7 @@ from exports.services import export_start
 from live_tasks import files
 from live_tasks.errors import worker_lost_error
 from live_tasks.models import Task
-from live_tasks.queue import default_queue, task_job_fetch
+from live_tasks.queue.rq import default_queue, task_job_fetch
 from live_tasks.state import task_mark_cancelled
 from posts.services import posts_seed
 from tests.factories import PostFactory, UserFactory, session_cookie_for

@@ -11,8 +11,8 @@ from redis import Redis
 from rq import Queue
 
 from exports.services import export_start
-from live_tasks import queue as exports_queue
 from live_tasks.models import Task
+from live_tasks.queue import rq as exports_queue
 from live_tasks.services import TaskAlreadyRunning as ExportAlreadyRunning
 from tests.factories import TaskFactory, UserFactory
 from tests.library.contract import TASK_KEYS

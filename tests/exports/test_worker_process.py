@@ -10,7 +10,7 @@ import pytest
 from rq import Worker
 
 from live_tasks.models import Task
-from live_tasks.queue import task_job_fetch
+from live_tasks.queue.rq import task_job_fetch
 from tests.factories import PostFactory, UserFactory, session_cookie_for, signed_in_client
 from tests.processes import HttpSession, child_env, daphne, run_burst_worker, wait_for_task, wait_until, worker
 

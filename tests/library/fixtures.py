@@ -8,7 +8,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from live_tasks.queue import default_queue
+from live_tasks.queue.rq import default_queue
 
 from .helpers import UserFactory, signed_in_client
 

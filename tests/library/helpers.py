@@ -280,11 +280,50 @@ def daphne(env: dict[str, str], port: int | None = None, app: str | None = None)
         yield port, proc
 
 
+def worker_command(name: str) -> list[str]:
+    """The worker of the session's queue backend: `rqworker default`, or a Celery worker of the test
+    project's app with one prefork pool process (one job at a time, as an RQ worker runs them)."""
+    if live_settings.QUEUE_BACKEND != "celery":
+        return django_admin("rqworker", "default")
+    app = f"{__package__ or 'tests.library'}.celery_app"
+    return [
+        *[sys.executable, "-m", "celery", "-A", app, "worker", "-Q", live_settings.QUEUE],
+        *["--pool", "prefork", "--concurrency", "1", "-O", "fair", "--without-gossip", "--without-mingle"],
+        *["--loglevel", "INFO", "--hostname", f"{name}-{os.getpid()}@%h"],
+    ]
+
+
 @contextmanager
 def worker(env: dict[str, str], name: str = "worker"):
-    """`rqworker default` in its own process group, so a test can kill it whole."""
-    with running(django_admin("rqworker", "default"), env, name, new_session=True) as proc:
+    """The session's worker (worker_command) in its own process group, so a test can kill it whole."""
+    with running(worker_command(name), env, name, new_session=True) as proc:
         yield proc
+
+
+def run_queued_jobs() -> None:
+    """Run every job waiting in the queue, here, one after the other, and return once it is empty:
+    RQ's SimpleWorker in burst mode; on Celery each message is taken from the broker and its task
+    applied in this process, then acknowledged."""
+    if live_settings.QUEUE_BACKEND != "celery":
+        from rq import SimpleWorker
+
+        from live_tasks.queue.rq import default_queue
+
+        queue = default_queue()
+        SimpleWorker([queue], connection=queue.connection).work(burst=True)
+        return
+    from kombu.entity import Exchange, Queue
+
+    from .celery_app import app
+
+    name = live_settings.QUEUE
+    with app.connection_for_read() as connection:
+        broker_queue = Queue(name, Exchange(name), routing_key=name, channel=connection.default_channel)
+        broker_queue.declare()
+        while (message := broker_queue.get(no_ack=False)) is not None:
+            args, kwargs, _ = message.decode()
+            app.tasks[message.headers["task"]].apply(args=args, kwargs=kwargs, task_id=message.headers["id"])
+            message.ack()
 
 
 @contextmanager

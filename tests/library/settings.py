@@ -98,7 +98,20 @@ def _database(url: str) -> dict[str, object]:
 
 DATABASES = {"default": _database(os.environ.get("DATABASE_URL", "sqlite://"))}
 
-RQ_QUEUES = {"default": {"URL": REDIS_URL}}
+# The session's queue backend: `make test` runs this suite on RQ, then again on Celery over RabbitMQ
+# (TEST_QUEUE_BACKEND=celery). On Celery the queue is named after the session's Redis database, so
+# that two sessions on one broker do not take each other's jobs, as the database number keeps them
+# apart on RQ.
+QUEUE_BACKEND = _test_value("LIBRARY_TEST_QUEUE_BACKEND", os.environ.get("TEST_QUEUE_BACKEND", "rq"))
+_REDIS_DB = urlsplit(REDIS_URL).path.strip("/") or "0"
+QUEUE = "default" if QUEUE_BACKEND == "rq" else f"live-tasks-test-db{_REDIS_DB}"
+CELERY_BROKER_URL = _test_value(
+    "LIBRARY_TEST_CELERY_BROKER_URL", os.environ.get("TEST_CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+)
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+RQ_QUEUES = {"default": {"URL": REDIS_URL}, QUEUE: {"URL": REDIS_URL}}
 RQ = {"WORKER_CLASS": "live_tasks.worker.TaskWorker"}
 CHANNEL_LAYERS = {
     "default": {
@@ -109,8 +122,13 @@ CHANNEL_LAYERS = {
 }
 # `@task` functions (tests/library/testapp/tasks.py) run through the library: django.tasks on
 # Django 6, the django-tasks backport on 5.2 (its app is installed only there).
-TASKS = {"default": {"BACKEND": "live_tasks.backends.LiveTasksBackend", "QUEUES": ["default"]}}
+TASKS = {"default": {"BACKEND": "live_tasks.backends.LiveTasksBackend", "QUEUES": [QUEUE]}}
 if importlib.util.find_spec("django.tasks") is None:
     INSTALLED_APPS.append("django_tasks")
 # A test gives the processes it starts settings of their own: child_env(LIVE_TASKS_JSON=...).
-LIVE_TASKS = {"PROGRESS_INTERVAL": 0.05, **json.loads(os.environ.get("LIVE_TASKS_JSON", "{}"))}
+LIVE_TASKS = {
+    "PROGRESS_INTERVAL": 0.05,
+    "QUEUE_BACKEND": QUEUE_BACKEND,
+    "QUEUE": QUEUE,
+    **json.loads(os.environ.get("LIVE_TASKS_JSON", "{}")),
+}

@@ -11,20 +11,24 @@ import time
 
 import psutil
 import pytest
-from rq import SimpleWorker
 
 from live_tasks.models import Task
-from live_tasks.queue import task_job_fetch
+from live_tasks.queue.rq import task_job_fetch
 from live_tasks.services import task_cancel, task_start
 
-from .helpers import LiveFeed, StaffFactory, UserFactory, child_env, scheduler, wait_for_task, worker
+from .helpers import (
+    LiveFeed,
+    StaffFactory,
+    UserFactory,
+    child_env,
+    run_queued_jobs,
+    scheduler,
+    wait_for_task,
+    worker,
+)
 from .testapp.kinds import TEST_STEPS, cleanup_marker
 
 LOST = "The worker running this test steps stopped unexpectedly (worker lost). Please start it again."
-
-
-def run_queued_jobs(queue) -> None:
-    SimpleWorker([queue], connection=queue.connection).work(burst=True)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -32,7 +36,7 @@ def test_a_task_of_any_kind_runs_reports_progress_live_and_offers_its_file(queue
     user = UserFactory()
     with LiveFeed(user) as feed:
         task = task_start(user=user, kind=TEST_STEPS, params={"steps": 4, "step_seconds": 0.15, "with_file": True})
-        run_queued_jobs(queue)
+        run_queued_jobs()
         feed.wait_for(lambda m: m["type"] == "task" and m["task"]["status"] == "succeeded")
 
     pushed = feed.task_messages(task.id)
@@ -54,7 +58,7 @@ def test_a_task_of_any_kind_runs_reports_progress_live_and_offers_its_file(queue
 def test_a_failing_task_ends_failed_with_its_message_and_is_cleaned_up(db, queue, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         task = task_start(user=UserFactory(), kind=TEST_STEPS, params={"fail_at": 2, "with_file": True})
-    run_queued_jobs(queue)
+    run_queued_jobs()
     task.refresh_from_db()
     assert (task.status, task.error) == ("failed", "Step 2 failed on purpose.")
     assert task.progress == 33, "progress stays where the work stopped"

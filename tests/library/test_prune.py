@@ -12,7 +12,7 @@ from django.utils import timezone
 from rq.job import Job, JobStatus
 
 from live_tasks.models import Task
-from live_tasks.queue import TASK_JOB, default_queue, task_job_fetch
+from live_tasks.queue.rq import TASK_JOB, default_queue, task_job_fetch
 from live_tasks.scheduler import schedule
 from live_tasks.services import tasks_delete_old
 

@@ -13,7 +13,7 @@ import pytest
 from django.db import transaction
 
 from live_tasks.kinds import get_kind
-from live_tasks.queue import default_queue, task_job_enqueue
+from live_tasks.queue.rq import default_queue, task_job_enqueue
 
 from .testapp.kinds import TEST_STEPS
 

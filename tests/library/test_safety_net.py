@@ -14,7 +14,7 @@ from rq import SimpleWorker
 from rq.job import JobStatus
 
 from live_tasks.models import Task
-from live_tasks.queue import TASK_JOB, task_job_enqueue, task_job_fetch
+from live_tasks.queue.rq import TASK_JOB, task_job_enqueue, task_job_fetch
 from live_tasks.reconcile import tasks_reconcile
 
 from .helpers import TaskFactory
@@ -161,13 +161,13 @@ def test_a_job_that_starts_while_the_safety_net_reads_it_is_not_taken_for_lost(d
     """The pass judges one snapshot of the job: its status and its heartbeat read together. (It read
     the status again, so a job that a worker started just after the read looked started with no
     heartbeat, "silent", and its task was failed as lost before it ran: seen in CI.)"""
-    import live_tasks.reconcile
+    import live_tasks.queue.rq
 
     task = TaskFactory(kind=TEST_STEPS, params={"steps": 1})
     task_job_enqueue(str(task.id), kind=test_steps)
 
     def read_then_a_worker_starts_it(task_id):
-        snapshot = task_job_fetch(task_id)  # the pass's own read (live_tasks.reconcile imports it)
+        snapshot = task_job_fetch(task_id)  # the pass's own read (live_tasks.queue.rq.task_job_state's)
         started = task_job_fetch(task_id)
         assert started is not None
         with queue.connection.pipeline() as pipe:
@@ -175,7 +175,7 @@ def test_a_job_that_starts_while_the_safety_net_reads_it_is_not_taken_for_lost(d
             pipe.execute()
         return snapshot
 
-    monkeypatch.setattr(live_tasks.reconcile, "task_job_fetch", read_then_a_worker_starts_it)
+    monkeypatch.setattr(live_tasks.queue.rq, "task_job_fetch", read_then_a_worker_starts_it)
     assert tasks_reconcile() == {}
     task.refresh_from_db()
     assert task.status == Task.Status.QUEUED and task.error == ""

@@ -23,7 +23,7 @@ from rq.job import JobStatus
 
 from live_tasks.jobs import task_job_stopped
 from live_tasks.models import Task
-from live_tasks.queue import task_job_enqueue, task_job_fetch
+from live_tasks.queue.rq import task_job_enqueue, task_job_fetch
 from live_tasks.reconcile import task_fail_worker_lost, tasks_reconcile
 from live_tasks.reporter import ProgressReporter
 from live_tasks.services import QueueUnavailable, task_cancel, task_start

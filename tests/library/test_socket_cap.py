@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from live_tasks.push.sockets import STALE_AFTER_RECHECKS, _key
-from live_tasks.queue import default_queue
+from live_tasks.queue.rq import default_queue
 
 from .helpers import UserFactory, child_env, daphne, session_cookie_for
 

@@ -17,7 +17,7 @@ from websockets.asyncio.client import connect
 import live_tasks
 from live_tasks.backends import JobLost, TaskCancelled
 from live_tasks.models import Task
-from live_tasks.queue import task_job_fetch
+from live_tasks.queue.rq import task_job_fetch
 from live_tasks.services import task_cancel
 
 from .helpers import StaffFactory, UserFactory, child_env, daphne, scheduler, session_cookie_for, wait_for_task, worker

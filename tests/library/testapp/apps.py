@@ -10,3 +10,9 @@ class TestKindsConfig(AppConfig):
 
     name = __package__ or "tests.library.testapp"
     label = "test_task_kinds"
+
+    def ready(self) -> None:
+        from live_tasks.conf import live_settings
+
+        if live_settings.QUEUE_BACKEND == "celery":
+            from .. import celery_app  # noqa: F401  # the site's app, as its project/__init__.py loads it

@@ -1,4 +1,5 @@
-"""The RQ side of a task: the queue, enqueueing a task's job, stopping it, reading its state.
+"""The RQ backend (LIVE_TASKS["QUEUE_BACKEND"] = "rq", the default): the queue, enqueueing a task's
+job, stopping it, reading its state. The worker side is live_tasks/worker.py (TaskWorker).
 
 django_rq.get_queue() opens a new Redis connection pool on every call, owned by a client that closes
 it when collected; so the queue is built once per process, under a lock, on the process's one
@@ -9,6 +10,7 @@ this module imports no job code.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import django_rq
 from redis.exceptions import RedisError
@@ -17,9 +19,10 @@ from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 
-from . import redisclients
-from .conf import live_settings
-from .kinds import TaskKind
+from .. import redisclients
+from ..conf import live_settings
+from ..kinds import TaskKind
+from . import JobState
 
 logger = logging.getLogger(__name__)
 
@@ -73,13 +76,8 @@ def task_job_fetch(task_id: str) -> Job | None:
 
 
 def task_job_stop(task_id: str) -> bool:
-    """Best effort: take a queued job off the queue, or tell its worker to kill a running one.
-
-    Returns whether a work horse may still be running the task (its job started, or Redis could
-    not say): then only the worker, once the horse is gone, or the safety net cleans up after it.
-    The task row is already final when this runs, so a job that slips through finds its task no
-    longer queued or running and does nothing (live_tasks/state.py).
-    """
+    """live_tasks.queue.task_job_stop on RQ: a queued job is deleted, a running one's horse is killed
+    by RQ's stop-job command (then TASK_JOB_STOPPED runs in the worker)."""
     try:
         job = task_job_fetch(task_id)
         if job is None:
@@ -102,3 +100,70 @@ def task_jobs_delete(task_ids: list[str]) -> None:
     for job in Job.fetch_many(task_ids, connection=connection):
         if job is not None and job.get_status() != JobStatus.STARTED:
             job.delete()
+
+
+# RQ's job statuses, by what they mean for the safety net.
+JOB_PHASES = {
+    JobStatus.CREATED: "waiting",
+    JobStatus.QUEUED: "waiting",
+    JobStatus.DEFERRED: "waiting",
+    JobStatus.SCHEDULED: "waiting",
+    JobStatus.READY_TO_ENQUEUE: "waiting",
+    JobStatus.RATE_LIMITED: "waiting",
+    JobStatus.STARTED: "started",
+    JobStatus.FINISHED: "finished",
+    JobStatus.FAILED: "failed",
+    JobStatus.STOPPED: "stopped",
+    JobStatus.CANCELED: "stopped",
+}
+
+
+def task_job_state(task_id: str) -> JobState:
+    job = task_job_fetch(task_id)
+    if job is None:
+        return JobState("missing")
+    # The status as read with the rest of the job (one HGETALL), not read again: a job that a worker
+    # starts in between would look started with no heartbeat yet, silent, and be failed as lost.
+    phase = JOB_PHASES.get(job.get_status(refresh=False), "waiting")
+    if phase == "failed":
+        result = job.latest_result()
+        lost = "terminated unexpectedly" in ((result.exc_string if result else None) or "")
+        return JobState("failed", worker_lost=lost)
+    return JobState(phase, heartbeat=job.last_heartbeat or job.started_at)  # type: ignore[arg-type]
+
+
+def queue_health() -> dict[str, Any]:
+    # The same connection settings as the queue itself (URL, TLS or Sentinel). Workers are counted
+    # per queue: an email worker is no worker for the tasks.
+    from django.conf import settings
+    from rq import Worker
+
+    queue = default_queue()
+    result: dict[str, Any] = {"ok": True, "queued_jobs": queue.count, "workers": Worker.count(queue=queue)}
+    # The site's other queues (its emails, say) are on the same Redis: two more small reads each.
+    for name in getattr(settings, "RQ_QUEUES", {}):
+        if name != queue.name:
+            other = Queue(name, connection=queue.connection)
+            result[name] = {"queued_jobs": other.count, "workers": Worker.count(queue=other)}
+    return result
+
+
+class RQBackend:
+    """live_tasks.queue.QueueBackend on django-rq."""
+
+    name = "rq"
+
+    def enqueue(self, task_id: str, *, kind: TaskKind, language: str) -> None:
+        task_job_enqueue(task_id, kind=kind, language=language)
+
+    def stop(self, task_id: str) -> bool:
+        return task_job_stop(task_id)
+
+    def state(self, task_id: str) -> JobState:
+        return task_job_state(task_id)
+
+    def delete_records(self, task_ids: list[str]) -> None:
+        task_jobs_delete(task_ids)
+
+    def health(self) -> dict[str, Any]:
+        return queue_health()
