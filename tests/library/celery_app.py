@@ -3,7 +3,7 @@ Django settings' CELERY_* names, and loaded by the test app when the session run
 
 from __future__ import annotations
 
-from celery import Celery  # type: ignore[import-untyped]
+from celery import Celery  # type: ignore[import-untyped,unused-ignore]
 
 app = Celery(__package__ or "tests.library")
 app.config_from_object("django.conf:settings", namespace="CELERY")
