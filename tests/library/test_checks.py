@@ -233,3 +233,36 @@ def test_the_queue_named_by_live_tasks_must_be_in_rq_queues(settings):
     assert "'long-tasks'" in error.msg
     settings.RQ_QUEUES = {**settings.RQ_QUEUES, "long-tasks": settings.RQ_QUEUES["default"]}
     assert not [m for m in run_checks() if m.id == "live_tasks.E002"]
+
+
+# E011, W002: the queue backend
+
+
+def backend_messages() -> list:
+    return [m for m in our_messages() if m.id in ("live_tasks.E011", "live_tasks.W002")]
+
+
+def test_an_unknown_queue_backend(settings):
+    settings.LIVE_TASKS = {**settings.LIVE_TASKS, "QUEUE_BACKEND": "beanstalk"}
+    (message,) = backend_messages()
+    assert (message.id, message.obj) == ("live_tasks.E011", "settings.LIVE_TASKS")
+    assert "'beanstalk'" in message.msg and "'rq', 'celery'" in message.msg
+
+
+def test_celery_without_a_broker_then_with_a_prefetching_worker(settings, monkeypatch):
+    from live_tasks.queue.celery import run_task
+
+    settings.LIVE_TASKS = {**settings.LIVE_TASKS, "QUEUE_BACKEND": "celery"}
+    conf = run_task.app.conf
+    monkeypatch.setitem(conf, "broker_url", None)
+    (message,) = backend_messages()
+    assert message.id == "live_tasks.E011" and "no broker_url" in message.msg
+    assert "project/__init__.py" in message.hint
+
+    monkeypatch.setitem(conf, "broker_url", "amqp://guest:guest@127.0.0.1:5672//")
+    monkeypatch.setitem(conf, "worker_prefetch_multiplier", 4)
+    (message,) = backend_messages()
+    assert message.id == "live_tasks.W002" and "worker_prefetch_multiplier is 4" in message.msg
+
+    monkeypatch.setitem(conf, "worker_prefetch_multiplier", 1)
+    assert backend_messages() == []
