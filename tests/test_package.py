@@ -222,6 +222,8 @@ asyncio_default_fixture_loop_scope = function
 markers =
     slow: starts real server/worker processes
     browser: drives headless Chromium
+    rq_only: about RQ itself
+    celery_only: about Celery itself
 """
 
 
@@ -263,7 +265,7 @@ def test_the_librarys_own_tests_pass_against_the_installed_wheel(wheel, tmp_path
             "library_tests",
             "--ds=library_tests.settings",
             "-m",
-            "not slow",
+            "not slow and not celery_only",  # on RQ, the library's default queue
             "-q",
             "-p",
             "no:cacheprovider",
@@ -285,8 +287,9 @@ def test_the_librarys_own_tests_pass_against_the_installed_wheel(wheel, tmp_path
 def fresh_virtualenv(wheel: Path, env_dir: Path) -> Path:
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
-    # With the extra for `@task` functions: on Django 5.2 the django-tasks backport (on 6, unused).
-    subprocess.run([str(python), "-m", "pip", "install", "-q", f"{wheel}[django-tasks]"], check=True)
+    # With the extras for `@task` functions (on Django 5.2 the django-tasks backport; on 6, unused)
+    # and for Celery (the library's checks of a Celery setting import it).
+    subprocess.run([str(python), "-m", "pip", "install", "-q", f"{wheel}[django-tasks,celery]"], check=True)
     # `import live_tasks` reads no setting: it works with none configured.
     versions = subprocess.run(
         [str(python), "-c", "import django, live_tasks; print(django.get_version(), live_tasks.__version__)"],
