@@ -79,7 +79,7 @@ class TaskCancelled(Exception):
 
 class JobLost(Exception):
     """The class in `TaskResult.errors` of a task that failed without its function raising: its
-    work horse or worker was killed, it timed out past RQ's kill, or Redis lost its running job.
+    work horse or worker was killed, it timed out past the queue's kill, or the queue lost its running job.
     The safety net failed it; the error's `traceback` is the row's one-sentence `error`."""
 
 
@@ -182,7 +182,7 @@ def _result_of(task: Task) -> LiveTaskResult:
         backend=params["backend"],
         errors=_errors_of(task),
         # The library runs a task once (a requeue by the safety net is of a job that never started).
-        worker_ids=["rq"] if task.started_at else [],
+        worker_ids=[live_settings.QUEUE_BACKEND] if task.started_at else [],  # "rq" or "celery"
         live_status=str(task.status),
     )
     if task.status == Task.Status.SUCCEEDED:
@@ -227,12 +227,13 @@ django_task_kind = register(TaskKind(name=DJANGO_TASK, label=_("Background task"
 
 
 class LiveTasksBackend(BaseTaskBackend):
-    """django.tasks' backend contract on this library: RQ runs the job, the Task row is the result."""
+    """django.tasks' backend contract on this library: the job queue (RQ or Celery) runs the job, the
+    Task row is the result."""
 
     supports_defer = False  # run_after is refused (InvalidTask) by validate_task
     supports_async_task = False  # progress() writes through the ORM, synchronously
     supports_get_result = True
-    supports_priority = False  # one RQ queue, first in first out
+    supports_priority = False  # one queue, first in first out
 
     def enqueue(self, task: DjangoTask[Any, Any], args: Any, kwargs: Any) -> TaskResult[Any]:
         self.validate_task(task)
