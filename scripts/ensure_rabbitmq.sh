@@ -63,7 +63,11 @@ if ! answers; then
   if [ "$PORT" = "5672" ] && command -v service >/dev/null && [ -e /etc/init.d/rabbitmq-server ]; then
     $SUDO service rabbitmq-server start >/dev/null 2>&1 || $SUDO /usr/sbin/rabbitmq-server -detached
   else
-    $SUDO env RABBITMQ_NODE_PORT="$PORT" RABBITMQ_DIST_PORT="$((PORT + 20000))" \
+    # A config file of its own: a system rabbitmq.conf may pin the listener to 5672.
+    config="${TMPDIR:-/tmp}/rabbitmq-$PORT.conf"
+    printf 'listeners.tcp.default = 127.0.0.1:%s\n' "$PORT" >"$config"
+    chmod 644 "$config"
+    $SUDO env RABBITMQ_CONFIG_FILE="$config" RABBITMQ_NODE_PORT="$PORT" RABBITMQ_DIST_PORT="$((PORT + 20000))" \
       RABBITMQ_NODENAME="rabbit-$PORT@localhost" /usr/sbin/rabbitmq-server -detached
   fi
 fi
