@@ -6,7 +6,7 @@ export REDIS_URL ?= redis://127.0.0.1:6379/0
 export PATH := $(BIN):$(PATH)
 
 
-.PHONY: run test test-postgres test-django61 install install-dev redis browser proxy migrate demo lint typecheck format migrations-check docs messages bench clean
+.PHONY: run rabbitmq test test-postgres test-django61 install install-dev redis browser proxy migrate demo lint typecheck format migrations-check docs messages bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,16 +30,32 @@ redis: install
 # WEB_PORT is daphne's port (supervisord.conf's, the Procfile's); SITE_URL, the base of links in
 # emails, follows it.
 # EMAIL_URL: filemail:// and an absolute path, so four slashes ($(CURDIR) begins with one).
+# QUEUE_BACKEND=celery (README, "Choosing a queue"): RabbitMQ (scripts/ensure_rabbitmq.sh starts one
+# if none answers at CELERY_BROKER_URL) and Procfile.celery's processes (supervisord-celery.conf),
+# a Celery worker in place of the RQ workers; unset or "rq", everything is as it always was.
+ifeq ($(QUEUE_BACKEND),celery)
+RUN_CONFIG  := supervisord-celery.conf
+RUN_BROKER  := rabbitmq
+RUN_WORKERS := a Celery worker (RabbitMQ)
+else
+RUN_CONFIG  := supervisord.conf
+RUN_BROKER  :=
+RUN_WORKERS := an RQ worker
+endif
+
+rabbitmq:
+	bash scripts/ensure_rabbitmq.sh
+
 run: export DEBUG ?= 1
 run: export WEB_PORT ?= 8000
 run: export SITE_URL ?= http://127.0.0.1:$(WEB_PORT)
 run: export EMAIL_URL ?= filemail:///$(CURDIR)/sent-emails
-run: install redis
+run: install redis $(RUN_BROKER)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_demo
-	@echo "Starting daphne on http://127.0.0.1:$(WEB_PORT)/, an RQ worker and the scheduler; each is restarted if it exits (Ctrl-C stops them all)."
+	@echo "Starting daphne on http://127.0.0.1:$(WEB_PORT)/, $(RUN_WORKERS) and the scheduler; each is restarted if it exits (Ctrl-C stops them all)."
 	@echo "Emails are written to $(CURDIR)/sent-emails/ with links to $(SITE_URL)."
-	$(BIN)/supervisord -n -c supervisord.conf
+	$(BIN)/supervisord -n -c $(RUN_CONFIG)
 
 # Two sessions: the library's own tests, in a project with the library alone (tests/library), then
 # the site's (every other folder of tests/).

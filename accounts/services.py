@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 from rq import Queue
 
 from live_tasks import tasks_delete_for_user
+from live_tasks.conf import live_settings
 from live_tasks.redisclients import rq_connection
 
 from .limits import password_reset_count, signup_count
@@ -91,10 +92,45 @@ def email_queue() -> Queue:
 
 
 def email_enqueue(job: Callable[[int], str], user_id: int) -> None:
-    """Queue an account email job on the email queue: a flood of them never delays a task, whose
-    jobs are on the default queue with workers of their own."""
+    """Queue an account email job on the email queue: on RQ a flood of them never delays a task,
+    whose jobs are on the default queue with workers of their own.
+
+    On RQ (the default) the job function itself is the RQ job; on Celery (QUEUE_BACKEND=celery) a
+    message of the Celery task accounts.send_email names it, on the broker's "email" queue
+    (accounts/celery_tasks.py). The same function sends the email either way. (This site's one
+    Celery worker serves both queues, taking from each in turn: a flood of emails then slows the
+    start of a task by the few seconds the emails ahead of it take, and never blocks it; a second
+    worker with `-Q email` would keep them apart entirely.)
+    """
+    errors = _queue_errors()
     try:
-        email_queue().enqueue(job, user_id, failure_ttl=settings.EMAIL_FAILED_JOB_TTL_SECONDS)
-    except RedisError:
+        if live_settings.QUEUE_BACKEND == "celery":
+            _celery_email_enqueue(job, user_id)
+        else:
+            email_queue().enqueue(job, user_id, failure_ttl=settings.EMAIL_FAILED_JOB_TTL_SECONDS)
+    except errors:
         # The account change stands either way; a missing email must not fail it.
         logger.exception("Could not enqueue %s for user %s", job.__name__, user_id)
+
+
+def _celery_email_enqueue(job: Callable[[int], str], user_id: int) -> None:
+    from .celery_tasks import EMAIL_JOBS, send_email
+
+    assert EMAIL_JOBS.get(job.__name__) is job, f"{job.__name__} is not an account email job"
+    send_email.apply_async(
+        args=(job.__name__, user_id),
+        queue=EMAIL_QUEUE,
+        # One reconnect covers a pooled connection that a broker restart broke (as the tasks' enqueue).
+        retry=True,
+        retry_policy={"max_retries": 1, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 0.2},
+    )
+
+
+def _queue_errors() -> tuple[type[Exception], ...]:
+    """What enqueueing an email raises when its queue cannot be reached: Redis's errors, and on
+    Celery the broker's too (live_tasks.queue.celery, imported on Celery only)."""
+    if live_settings.QUEUE_BACKEND != "celery":
+        return (RedisError,)
+    from live_tasks.queue.celery import BROKER_ERRORS
+
+    return (RedisError, *BROKER_ERRORS)

@@ -283,6 +283,9 @@ CHANNEL_LAYERS: dict[str, dict[str, Any]] = {
 # This site reads each from the environment under its own name (.env.example).
 _work_dir = env.str("TASK_WORK_DIR", default=str(MEDIA_ROOT / "tasks-in-progress"))
 LIVE_TASKS: dict[str, Any] = {
+    # What runs the tasks' jobs: "rq" (django-rq, the RQ_QUEUES above) or "celery" (the site's Celery
+    # app, project/celery.py, on CELERY_BROKER_URL below). Every process of the site must agree.
+    "QUEUE_BACKEND": env.str("QUEUE_BACKEND", default="rq"),
     "QUEUE": "default",
     # This site's pages and clients have always used this path (the library's default: /ws/tasks/).
     "WEBSOCKET_PATH": "/ws/notifications/",
@@ -314,6 +317,19 @@ LIVE_TASKS: dict[str, Any] = {
 }
 # The same for a failed account email (welcome, password reset) on the "email" queue.
 EMAIL_FAILED_JOB_TTL_SECONDS = env.int("EMAIL_FAILED_JOB_TTL_SECONDS", default=7 * 24 * 3600)
+
+# --- Celery (QUEUE_BACKEND=celery only) -----------------------------------------------------
+# The site's Celery app (project/celery.py) reads these CELERY_* names. Its broker holds the tasks'
+# queue ("default") and the account emails' ("email"), both served by one `celery -A project worker
+# -Q default,email` (Procfile.celery); Redis still serves the library's rate limits, socket counts
+# and job heartbeats, and the channel layer. No result backend: the task row is the result.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="amqp://guest:guest@127.0.0.1:5672//")
+# One message reserved per pool process at a time: a long export never holds a second one back
+# from an idle worker (live_tasks.W002 otherwise). Acks: each task sets its own (the library's job
+# is acknowledged late, live_tasks/queue/celery.py; an email as it starts, accounts/celery_tasks.py).
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_IGNORE_RESULT = True
 
 # --- Abuse limits (docs/operations.md, "Limits") ---------------------------------------------
 # Largest request body, except POST /imports/ (IMPORT_MAX_BYTES). daphne refuses a larger one with

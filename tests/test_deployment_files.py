@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -44,6 +45,11 @@ MEDIA_ROOT = "/app/media"
 STORAGE_SERVICE = "seaweedfs"
 STORAGE_PORT = 8333
 STORAGE_INIT = "storage-init"
+# QUEUE_BACKEND=celery: the profile that adds the broker and the Celery worker (Procfile.celery's).
+CELERY_PROFILE = "celery"
+RABBITMQ = "rabbitmq"
+CELERY_WORKER = "celery-worker"
+CELERY_WORKER_COMMAND = "celery -A project worker -Q default,email --pool prefork -O fair --loglevel INFO"
 COMPOSE_VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
 
 
@@ -90,9 +96,9 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
     return [(text.split(None, 1)[0].upper(), text.split(None, 1)[1]) for text in logical]
 
 
-def procfile() -> dict[str, str]:
+def procfile(name: str = "Procfile") -> dict[str, str]:
     entries = {}
-    for line in (ROOT / "Procfile").read_text().splitlines():
+    for line in (ROOT / name).read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             name, command = line.split(":", 1)
             entries[name.strip()] = command.strip()
@@ -258,7 +264,12 @@ def test_web_and_workers_share_no_volume(compose, services):
             source = str(volume).split(":")[0]
             if source in compose.get("volumes", {}):
                 owners.setdefault(source, []).append(name)
-    assert owners == {"redis-data": ["redis"], "postgres-data": ["db"], "storage-data": [STORAGE_SERVICE]}
+    assert owners == {
+        "redis-data": ["redis"],
+        "postgres-data": ["db"],
+        "storage-data": [STORAGE_SERVICE],
+        "rabbitmq-data": [RABBITMQ],
+    }
     for name in SITE_PROCESSES:
         assert "configs" not in services[name] and "secrets" not in services[name], name
 
@@ -448,6 +459,16 @@ def test_every_procfile_process_runs_in_compose_too(services):
             assert services[name]["command"] == command, name
 
 
+def test_every_procfile_celery_process_runs_in_compose_too(services):
+    # QUEUE_BACKEND=celery: the same web and scheduler, and the Celery worker in place of RQ's.
+    for name, command in procfile("Procfile.celery").items():
+        assert name in services, f"Procfile.celery's {name!r} process has no docker-compose service"
+        if name != "web":
+            assert services[name]["command"] == command, name
+    assert procfile("Procfile.celery")["web"] == procfile()["web"]
+    assert procfile("Procfile.celery")["scheduler"] == procfile()["scheduler"]
+
+
 def test_web_command_is_the_procfiles_bound_for_a_container(services):
     # The Procfile serves on loopback at $WEB_PORT for `make run`; a container must listen on every
     # interface at a fixed port. Everything else (program, application, options) is the same.
@@ -482,6 +503,88 @@ def test_migrate_command_is_the_makefiles(services):
     makefile = (ROOT / "Makefile").read_text()
     assert f"$(BIN)/{MIGRATE_COMMAND}" in makefile
     assert services["migrate"]["command"] == MIGRATE_COMMAND
+
+
+# --- The "celery" profile: QUEUE_BACKEND=celery ----------------------------------------------
+
+
+def test_the_default_profile_stays_on_rq(services):
+    """Without --profile celery: no broker, no Celery worker, and every process on RQ."""
+    in_profiles = {name for name, service in services.items() if service.get("profiles")}
+    assert in_profiles == {RABBITMQ, CELERY_WORKER}
+    assert all(services[name]["profiles"] == [CELERY_PROFILE] for name in in_profiles)
+    assert interpolate(environment(services["web"])["QUEUE_BACKEND"]) == "rq"
+    assert interpolate(environment(services["web"])["QUEUE_BACKEND"], QUEUE_BACKEND="celery") == "celery"
+    for name, service in services.items():  # nothing outside the profile needs what only it starts
+        if name not in in_profiles:
+            assert not set(depends_on(service)) & in_profiles, name
+
+
+def test_rabbitmq_service_with_its_user_healthcheck_and_timeout(compose, services):
+    broker = services[RABBITMQ]
+    assert re.fullmatch(r"rabbitmq:4(\.\d+)*-(management-)?alpine", broker["image"])
+    assert broker["healthcheck"]["test"][:2] == ["CMD", "rabbitmq-diagnostics"]
+    assert "ping" in broker["healthcheck"]["test"]
+    assert broker["restart"] == "unless-stopped"
+    assert broker["hostname"] == RABBITMQ, "RabbitMQ keeps its data under its node's (host) name"
+    assert [str(volume).split(":")[1] for volume in broker["volumes"]] == ["/var/lib/rabbitmq"]
+    assert "ports" not in broker
+    # The site's broker URL is this service, with the very user and password it creates.
+    url = urllib.parse.urlsplit(interpolate(environment(services["web"])["CELERY_BROKER_URL"]))
+    users = {key: interpolate(value) for key, value in environment(broker).items()}
+    assert (url.scheme, url.hostname, url.port) == ("amqp", RABBITMQ, 5672)
+    assert (url.username, url.password) == (users["RABBITMQ_DEFAULT_USER"], users["RABBITMQ_DEFAULT_PASS"])
+    mine = urllib.parse.urlsplit(interpolate(environment(services["web"])["CELERY_BROKER_URL"], RABBITMQ_PASSWORD="s3"))
+    assert mine.password == interpolate(environment(broker)["RABBITMQ_DEFAULT_PASS"], RABBITMQ_PASSWORD="s3") == "s3"
+    # A late-acknowledged job holds its message as long as it runs: RabbitMQ must not close its
+    # channel first (consumer_timeout, 30 minutes by default) on the longest job, an import.
+    from django.conf import settings
+
+    from live_tasks.queue.celery import HARD_LIMIT_GRACE_SECONDS
+
+    (mount,) = broker["configs"]
+    assert mount["target"].startswith("/etc/rabbitmq/conf.d/")
+    config = dict(
+        line.split(" = ", 1) for line in compose["configs"][mount["source"]]["content"].splitlines() if " = " in line
+    )
+    longest = max(settings.IMPORT_JOB_TIMEOUT, settings.EXPORT_JOB_TIMEOUT) + HARD_LIMIT_GRACE_SECONDS
+    assert int(config["consumer_timeout"]) > longest * 1000
+
+
+def test_celery_worker_is_the_rq_workers_image_with_procfile_celerys_command(services):
+    worker = services[CELERY_WORKER]
+    assert worker["command"] == CELERY_WORKER_COMMAND == procfile("Procfile.celery")[CELERY_WORKER]
+    assert worker["build"] == services["worker"]["build"] and worker["image"] == services["worker"]["image"]
+    assert environment(worker) == environment(services["worker"])
+    assert depends_on(worker) == {**depends_on(services["worker"]), RABBITMQ: "service_healthy"}
+    assert worker["stop_grace_period"], "Celery's warm shutdown finishes the jobs in hand"
+    assert "container_name" not in worker and "ports" not in worker, "it scales as the RQ workers do"
+    words = shlex.split(worker["command"])
+    assert words[words.index("-Q") + 1].split(",") == ["default", "email"], "the tasks' and the emails' queues"
+
+
+def test_the_celery_environment_is_accepted_by_the_settings(services):
+    """The settings load with what compose passes under QUEUE_BACKEND=celery, the library's checks
+    pass (the site's Celery app is loaded, prefetch one), and the broker is the rabbitmq service."""
+    env = {key: interpolate(value, QUEUE_BACKEND="celery") for key, value in environment(services["web"]).items()}
+    script = (
+        "import json; from django.conf import settings as s; from django.core.management import call_command; "
+        "call_command('check', '--tag', 'live_tasks', '--fail-level', 'WARNING'); "
+        "from project import celery_app; "
+        "print(json.dumps({'backend': s.LIVE_TASKS['QUEUE_BACKEND'], 'broker': celery_app.conf.broker_url}))"
+    )
+    child_env = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "project.settings", **env}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "--no-startup", "-c", script],
+        cwd=ROOT,
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded == {"backend": "celery", "broker": "amqp://exports:exports@rabbitmq:5672//"}
 
 
 # --- Dockerfile and .dockerignore ----------------------------------------------------------

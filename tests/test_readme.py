@@ -93,3 +93,40 @@ def test_the_readmes_django_tasks_example_is_the_sites_recount_app():
         assert (ROOT / name).read_text() == blocks[name], f"README's {name} is the site's file as it is"
     setting = blocks["settings.py"].split("\n", 1)[1]
     assert setting in (ROOT / "project/settings.py").read_text()
+
+
+def celery_section() -> str:
+    readme = (ROOT / "README.md").read_text()
+    return readme.split("\n## Choosing a queue: RQ or Celery\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readmes_celery_app_is_the_sites_and_its_settings_are_the_sites():
+    """The "On Celery" blocks as this site has them: its project/celery.py, the CELERY_* settings it
+    sets (its broker URL read from the environment, with the README's as the default), and the
+    worker and scheduler commands of Procfile.celery."""
+    blocks = dict(
+        (name, code) for code, name in re.findall(r"```python\n(# ([^\s,]+),?\s.*?)```", celery_section(), re.S)
+    )
+    assert set(blocks) == {"settings.py", "yourproject/celery.py"}
+
+    app_code = blocks["yourproject/celery.py"].split("\n", 1)[1].replace("yourproject", "project")
+    site_app = (ROOT / "project" / "celery.py").read_text()
+    assert site_app.endswith(app_code), "project/celery.py is the README's app"
+    assert "from .celery import app as celery_app" in (ROOT / "project" / "__init__.py").read_text()
+
+    site_settings = (ROOT / "project" / "settings.py").read_text()
+    for line in blocks["settings.py"].splitlines()[1:]:
+        name, value = (part.strip() for part in line.split("=", 1))
+        if name == "LIVE_TASKS":
+            assert '"QUEUE_BACKEND": env.str("QUEUE_BACKEND", default="rq")' in site_settings
+        elif name == "CELERY_BROKER_URL":
+            assert f'{name} = env.str("CELERY_BROKER_URL", default={value})' in site_settings
+        else:
+            assert f"{line}\n" in site_settings, line
+
+    (commands,) = re.findall(r"```sh\n(.*?)```", celery_section(), re.S)
+    worker, scheduler = (line.split("#", 1)[0].strip() for line in commands.strip().splitlines())
+    procfile = dict(line.split(": ", 1) for line in (ROOT / "Procfile.celery").read_text().splitlines())
+    site_worker = worker.replace("yourproject", "project").replace("-Q default", "-Q default,email")
+    assert set(site_worker.split()) <= set(procfile["celery-worker"].split()), procfile["celery-worker"]
+    assert procfile["scheduler"] == scheduler
