@@ -16,6 +16,7 @@ from django.utils import timezone
 
 import live_tasks
 from live_tasks.backends import DJANGO_TASK, JobLost, LiveTasksBackend, TaskCancelled
+from live_tasks.conf import live_settings
 from live_tasks.models import Task
 from live_tasks.services import task_cancel, task_start
 
@@ -202,7 +203,9 @@ def test_progress_outside_a_live_task_does_nothing():
 def test_a_cancelled_task_reads_as_failed_with_its_own_status(db, queue, enqueue):
     result = enqueue(tasks.noop_task)
     task_cancel(task=Task.objects.get(pk=result.id))
-    # Off the queue on RQ; a revoked message on Celery, whose job would find its task cancelled.
+    if live_settings.QUEUE_BACKEND == "rq":
+        assert queued_job_ids() == [], "its job is off RQ's queue"
+    # On Celery a revoked message, whose job would find its task cancelled and do nothing.
     assert run_queued_jobs().get(result.id, "skipped") == "skipped"
     result.refresh()
     assert (result.status, result.live_status) == (TaskResultStatus.FAILED, "cancelled")
