@@ -43,6 +43,8 @@ RUN_BROKER  :=
 RUN_WORKERS := an RQ worker
 endif
 
+# RabbitMQ where CELERY_BROKER_URL points, for `QUEUE_BACKEND=celery make run` and the library's
+# Celery session in `make test`.
 rabbitmq:
 	bash scripts/ensure_rabbitmq.sh
 
@@ -57,11 +59,16 @@ run: install redis $(RUN_BROKER)
 	@echo "Emails are written to $(CURDIR)/sent-emails/ with links to $(SITE_URL)."
 	$(BIN)/supervisord -n -c $(RUN_CONFIG)
 
-# Two sessions: the library's own tests, in a project with the library alone (tests/library), then
-# the site's (every other folder of tests/).
+# Three sessions: the library's own tests, in a project with the library alone (tests/library), on
+# RQ, then again on Celery over RabbitMQ (the generic tests run on both; `rq_only` and `celery_only`
+# mark what is about one queue itself), then the site's (every other folder of tests/, on RQ).
 LIBRARY_TESTS := tests/library --ds=tests.library.settings --confcutdir=tests/library
+LIBRARY_TESTS_RQ := $(LIBRARY_TESTS) -m "not celery_only"
+LIBRARY_TESTS_CELERY := $(LIBRARY_TESTS) -m "not rq_only"
 test: install-dev redis browser proxy
-	$(BIN)/pytest $(LIBRARY_TESTS)
+	$(BIN)/pytest $(LIBRARY_TESTS_RQ)
+	$(MAKE) --no-print-directory rabbitmq
+	TEST_QUEUE_BACKEND=celery $(BIN)/pytest $(LIBRARY_TESTS_CELERY)
 	$(BIN)/pytest
 
 # The same suite on PostgreSQL (the local server by default; the database itself is test_<name>).
@@ -84,8 +91,9 @@ $(VENV61)/.installed: requirements.txt requirements-dev.txt requirements-django6
 	$(VENV61)/bin/pip uninstall --quiet --yes django-tasks
 	@touch $@
 
+# The library on RQ only here: its Celery session runs in `make test`.
 test-django61: $(VENV61)/.installed redis browser proxy
-	TEST_OUTPUT_DIR=$(CURDIR)/test-output/django61 $(VENV61)/bin/pytest $(LIBRARY_TESTS)
+	TEST_OUTPUT_DIR=$(CURDIR)/test-output/django61 $(VENV61)/bin/pytest $(LIBRARY_TESTS_RQ)
 	TEST_OUTPUT_DIR=$(CURDIR)/test-output/django61 $(VENV61)/bin/pytest
 
 # Debian's Chromium for the Playwright test (Playwright's own browser download cannot work offline).

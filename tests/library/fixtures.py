@@ -10,7 +10,7 @@ from django.conf import settings
 
 from live_tasks.queue.rq import default_queue
 
-from .helpers import UserFactory, signed_in_client
+from .helpers import UserFactory, purge_queued_jobs, signed_in_client
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -39,15 +39,20 @@ def clean_test_redis():
             returncode=3,
         )
     connection.flushdb()
+    purge_queued_jobs()  # on Celery, the broker's queue (the session's own: tests/library/settings.py)
     yield
     connection.flushdb()
+    purge_queued_jobs()
     claim.close()
 
 
 @pytest.fixture
 def queue():
+    """An empty queue and library Redis for the test, on the session's backend. The RQ queue object
+    is for the site's tests (which run on RQ); the library's read the queue through helpers.queued_jobs."""
     q = default_queue()
     q.connection.flushdb()
+    purge_queued_jobs()
     return q
 
 

@@ -14,6 +14,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.db import connection, connections
 from django.test import Client
+from django.utils import timezone
 
 from live_tasks.conf import live_settings
 from live_tasks.models import Task
@@ -300,30 +303,157 @@ def worker(env: dict[str, str], name: str = "worker"):
         yield proc
 
 
-def run_queued_jobs() -> None:
+def _broker_queue(channel: Any) -> Any:
+    """The session's Celery queue on the broker (declared, as the worker declares it), on `channel`."""
+    from kombu.entity import Exchange, Queue
+
+    name = live_settings.QUEUE
+    queue = Queue(name, Exchange(name), routing_key=name, channel=channel)
+    queue.declare()
+    return queue
+
+
+def run_queued_jobs() -> dict[str, Any]:
     """Run every job waiting in the queue, here, one after the other, and return once it is empty:
     RQ's SimpleWorker in burst mode; on Celery each message is taken from the broker and its task
-    applied in this process, then acknowledged."""
+    applied in this process, then acknowledged.
+
+    Returns what each job that was waiting returned, by task id ("succeeded", "skipped", ...; None
+    for a job that raised, which the queue records as failed)."""
     if live_settings.QUEUE_BACKEND != "celery":
         from rq import SimpleWorker
+        from rq.job import Job
 
         from live_tasks.queue.rq import default_queue
 
         queue = default_queue()
+        waiting = queue.job_ids
         SimpleWorker([queue], connection=queue.connection).work(burst=True)
-        return
-    from kombu.entity import Exchange, Queue
-
+        jobs = Job.fetch_many(waiting, connection=queue.connection)
+        return {job.id: job.return_value() for job in jobs if job is not None}
     from .celery_app import app
 
-    name = live_settings.QUEUE
+    outcomes: dict[str, Any] = {}
     with app.connection_for_read() as connection:
-        broker_queue = Queue(name, Exchange(name), routing_key=name, channel=connection.default_channel)
-        broker_queue.declare()
+        broker_queue = _broker_queue(connection.default_channel)
         while (message := broker_queue.get(no_ack=False)) is not None:
             args, kwargs, _ = message.decode()
-            app.tasks[message.headers["task"]].apply(args=args, kwargs=kwargs, task_id=message.headers["id"])
+            task_id = message.headers["id"]
+            try:
+                result = app.tasks[message.headers["task"]].apply(args=args, kwargs=kwargs, task_id=task_id)
+            except SystemExit:  # Celery lets it through: in a worker its pool process exits (the job failed the row)
+                outcomes[task_id] = None
+            else:
+                outcomes[task_id] = result.result if result.successful() else None
             message.ack()
+    return outcomes
+
+
+@dataclass(frozen=True)
+class QueuedJob:
+    """A job waiting in the queue, as either backend holds it."""
+
+    id: str
+    name: str  # what it runs: the core's job (core_job_name())
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    timeout: float | None  # its time limit (RQ's job timeout, Celery's soft time limit)
+
+
+def core_job_name() -> str:
+    """The name of the core's job on the session's backend: RQ's function, or Celery's task."""
+    if live_settings.QUEUE_BACKEND != "celery":
+        from live_tasks.queue.rq import TASK_JOB
+
+        return TASK_JOB
+    from live_tasks.queue.celery import TASK_NAME
+
+    return TASK_NAME
+
+
+def queued_jobs() -> list[QueuedJob]:
+    """The jobs waiting in the queue, first first, left where they are. On Celery the messages are
+    read unacknowledged, then the channel is closed: the broker puts them back as they were."""
+    if live_settings.QUEUE_BACKEND != "celery":
+        from live_tasks.queue.rq import default_queue
+
+        return [
+            QueuedJob(job.id, job.func_name or "", tuple(job.args), dict(job.kwargs), job.timeout)
+            for job in default_queue().jobs
+        ]
+    from .celery_app import app
+
+    jobs = []
+    with app.connection_for_read() as connection:
+        channel = connection.channel()
+        try:
+            broker_queue = _broker_queue(channel)
+            while (message := broker_queue.get(no_ack=False)) is not None:
+                args, kwargs, _ = message.decode()
+                hard, soft = message.headers.get("timelimit") or (None, None)
+                jobs.append(QueuedJob(message.headers["id"], message.headers["task"], tuple(args), kwargs, soft))
+        finally:
+            channel.close()
+    return jobs
+
+
+def queued_job_ids() -> list[str]:
+    return [job.id for job in queued_jobs()]
+
+
+def purge_queued_jobs() -> None:
+    """Empty the queue, as a broker that lost its messages (or a Redis that lost RQ's jobs) would."""
+    from live_tasks.queue import queue_backend
+
+    if live_settings.QUEUE_BACKEND != "celery":
+        from live_tasks.queue.rq import default_queue
+
+        default_queue().empty()
+        return
+    from .celery_app import app
+
+    with app.connection_for_read() as connection:
+        _broker_queue(connection.default_channel).purge()
+    backend: Any = queue_backend()
+    backend._depth = None  # the safety net's cached queue depth (live_tasks/queue/celery.py) is stale now
+
+
+def put_job(task_id: str, phase: str, *, heartbeat_age: timedelta | None = None) -> None:
+    """A job of the task in `phase` ("waiting", "started", "finished", "failed", "stopped"), as the
+    session's queue records it: an RQ job in that status; on Celery a message on the broker for a
+    waiting job, else the job record that the task writes in the library's Redis. A started job last
+    beat `heartbeat_age` ago (by default, just now)."""
+    from live_tasks.queue import task_job_enqueue
+
+    from .testapp.kinds import test_steps
+
+    beat = timezone.now() - (heartbeat_age or timedelta(0))
+    if live_settings.QUEUE_BACKEND != "celery":
+        from rq.job import JobStatus
+
+        from live_tasks.queue.rq import default_queue, task_job_fetch
+
+        task_job_enqueue(task_id, kind=test_steps)
+        job = task_job_fetch(task_id)
+        assert job is not None
+        if phase == "started":
+            job.set_status(JobStatus.STARTED)
+            job.heartbeat(beat, ttl=60)
+        elif phase != "waiting":
+            queue = default_queue()
+            queue.remove(job)
+            job.set_status(
+                {"finished": JobStatus.FINISHED, "failed": JobStatus.FAILED, "stopped": JobStatus.STOPPED}[phase]
+            )
+            if phase == "failed":  # kept in the failed registry, as RQ keeps a failed job
+                queue.failed_job_registry.add(job, ttl=365 * 24 * 3600, exc_string="boom")
+        return
+    if phase == "waiting":
+        task_job_enqueue(task_id, kind=test_steps)
+        return
+    from live_tasks.queue.celery import _record_write
+
+    _record_write(task_id, phase=phase, lost="0", pid="0", heartbeat=f"{beat.timestamp():.3f}")
 
 
 @contextmanager

@@ -109,6 +109,9 @@ CELERY_BROKER_URL = _test_value(
     "LIBRARY_TEST_CELERY_BROKER_URL", os.environ.get("TEST_CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 )
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A launch returns once the broker holds the message (publisher confirms), so that a test reading
+# the queue at once (helpers.queued_jobs, the safety net's queue depth) finds it there.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 RQ_QUEUES = {"default": {"URL": REDIS_URL}, QUEUE: {"URL": REDIS_URL}}

@@ -9,13 +9,12 @@ from django.core.files.storage import default_storage
 from django.shortcuts import resolve_url
 from django.test import Client
 from django.utils import timezone
-from rq import SimpleWorker
 
 from live_tasks.conf import live_settings
 from live_tasks.models import Task
 from live_tasks.services import TaskNotDeletable, task_delete, task_start, tasks_delete_finished
 
-from .helpers import LiveFeed, StaffFactory, TaskFactory, UserFactory
+from .helpers import LiveFeed, StaffFactory, TaskFactory, UserFactory, run_queued_jobs
 from .testapp.kinds import TEST_STEPS
 
 JSON = {"HTTP_ACCEPT": "application/json"}
@@ -23,7 +22,7 @@ JSON = {"HTTP_ACCEPT": "application/json"}
 
 def finished_with_file(user, queue) -> Task:
     task = task_start(user=user, kind=TEST_STEPS, params={"steps": 1, "with_file": True})
-    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    run_queued_jobs()
     task.refresh_from_db()
     assert task.status == Task.Status.SUCCEEDED and default_storage.exists(task.file.name)
     return task

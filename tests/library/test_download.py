@@ -6,12 +6,11 @@ from __future__ import annotations
 import pytest
 from django.core.files.storage import default_storage
 from django.template.defaultfilters import filesizeformat
-from rq import SimpleWorker
 
 from live_tasks.models import Task
 from live_tasks.services import task_start
 
-from .helpers import TaskFactory
+from .helpers import TaskFactory, run_queued_jobs
 from .testapp.kinds import TEST_STEPS
 
 
@@ -24,7 +23,7 @@ def finished_task(user, queue, django_capture_on_commit_callbacks) -> Task:
     """A real task with a result file, produced by the real job in an in-process RQ worker."""
     with django_capture_on_commit_callbacks(execute=True):
         task = task_start(user=user, kind=TEST_STEPS, params={"steps": 1, "with_file": True})
-    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    run_queued_jobs()
     task.refresh_from_db()
     assert task.status == Task.Status.SUCCEEDED, task.error
     return task

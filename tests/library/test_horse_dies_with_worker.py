@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from live_tasks.errors import worker_lost_error
-from live_tasks.queue.rq import task_job_enqueue
+from live_tasks.queue import task_job_enqueue
 
 from .helpers import (
     CEILING,

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 from django.utils import timezone, translation
-from rq import SimpleWorker
 
 import live_tasks
 from live_tasks.reconcile import tasks_reconcile
 from live_tasks.services import task_cancel, task_start
 
-from .helpers import LiveFeed, TaskFactory, UserFactory
+from .helpers import LiveFeed, TaskFactory, UserFactory, queued_jobs, run_queued_jobs
 from .testapp.kinds import TEST_STEPS
 
 LOCALE = Path(live_tasks.__file__).parent / "locale"
@@ -45,7 +44,7 @@ def test_a_task_launched_in_french_is_french_on_the_socket_on_its_page_and_in_it
     with LiveFeed(user) as feed:
         with translation.override("fr"):  # the launching request's language
             task = task_start(user=user, kind=TEST_STEPS, params={"steps": 2, "with_file": True})
-        SimpleWorker([queue], connection=queue.connection).work(burst=True)
+        run_queued_jobs()
         feed.wait_for(lambda m: m["type"] == "task" and m["task"]["status"] == "succeeded")
     task.refresh_from_db()
     assert task.language == "fr"
@@ -89,7 +88,7 @@ def test_the_safety_net_writes_in_each_tasks_own_language(db, queue):
     english.refresh_from_db()
     assert french.detail == "Remise en file d’attente après sa perte par la file des travaux."
     assert english.detail == "Queued again after the job queue lost it."
-    job = queue.fetch_job(str(french.id))
+    (job,) = [job for job in queued_jobs() if job.id == str(french.id)]
     assert job.kwargs == {"language": "fr"}, "the requeued job writes in French too"
 
 

@@ -4,10 +4,11 @@ Retry-After) and stored result bytes (409), each saying why; staff acting for a 
 from __future__ import annotations
 
 import pytest
-from rq import SimpleWorker
 
 from live_tasks.models import Task
 from live_tasks.services import task_start
+
+from .helpers import run_queued_jobs
 
 JSON = {"HTTP_ACCEPT": "application/json"}
 
@@ -44,7 +45,7 @@ def test_staff_retrying_a_users_task_is_not_counted_against_them(settings, user,
 def test_a_launch_that_would_pass_the_storage_quota_is_refused_with_409(settings, user, client_for, queue):
     client = client_for(user)
     first = client.post("/steps/", {"steps": 1, "with_file": "1"}, **JSON).json()
-    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    run_queued_jobs()
     done = Task.objects.get(pk=first["id"])
     assert done.status == "succeeded" and done.file_size
 

@@ -20,7 +20,6 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.test import RequestFactory
 from django.utils import timezone
-from rq import SimpleWorker
 
 from live_tasks.cleanup import task_cleanup
 from live_tasks.files import RESULT_PART_BYTES, input_open, result_writer
@@ -28,7 +27,7 @@ from live_tasks.health import healthz
 from live_tasks.models import Task
 from live_tasks.services import StorageUnavailable, task_delete, task_start, tasks_delete_for_user, tasks_expire
 
-from .helpers import TaskFactory
+from .helpers import TaskFactory, run_queued_jobs
 
 # The library's tests also run against the installed wheel alone (tests/test_package.py), without
 # the [s3] extra: there, this file is skipped.
@@ -49,7 +48,7 @@ def run_task(user, queue, capture, **params) -> Task:
     with capture(execute=True):
         params = {"steps": 1, "with_file": True, "store_retried": True, **params}
         task = task_start(user=user, kind=TEST_STEPS, params=params)
-    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    run_queued_jobs()
     task.refresh_from_db()
     return task
 
@@ -154,7 +153,7 @@ def test_an_input_goes_to_the_bucket_and_the_job_reads_it_as_a_stream(
         assert size == 3 * 1024 * 1024 + 7
         assert reader.read(10) == file_pattern(10)
 
-    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    run_queued_jobs()
     task.refresh_from_db()
     assert task.status == Task.Status.SUCCEEDED, task.error
     # The job read it whole; once the task ended, the input was deleted.

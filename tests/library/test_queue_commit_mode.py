@@ -17,6 +17,8 @@ from live_tasks.queue.rq import default_queue, task_job_enqueue
 
 from .testapp.kinds import TEST_STEPS
 
+pytestmark = pytest.mark.rq_only  # django-rq's own setting
+
 
 @pytest.fixture
 def queue_built_under(settings, queue):

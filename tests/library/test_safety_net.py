@@ -1,7 +1,9 @@
-"""The safety net as a table: what RQ says of a task's job x the task's state -> what is done.
+"""The safety net as a table: what the queue says of a task's job x the task's state -> what is done.
 
-Each cell is set up for real: a Task row and an RQ job in that status in the test Redis, then one
-pass of live_tasks.reconcile. The expected table is written out here, not imported from the code.
+Each cell is set up for real: a Task row and a job in that phase as the session's queue records it
+(an RQ job in that status; on Celery a message on the broker, or the job record in the library's
+Redis: helpers.put_job), then one pass of live_tasks.reconcile. The expected table is written out
+here, not imported from the code.
 """
 
 from __future__ import annotations
@@ -10,14 +12,11 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from rq import SimpleWorker
-from rq.job import JobStatus
 
 from live_tasks.models import Task
-from live_tasks.queue.rq import TASK_JOB, task_job_enqueue, task_job_fetch
 from live_tasks.reconcile import tasks_reconcile
 
-from .helpers import TaskFactory
+from .helpers import TaskFactory, core_job_name, put_job, queued_jobs, run_queued_jobs
 from .testapp.kinds import TEST_STEPS, cleanup_marker, test_steps
 
 LOST = "The worker running this test steps stopped unexpectedly (worker lost). Please start it again."
@@ -59,15 +58,11 @@ def make_task(state: str) -> Task:
 def make_job(state: str, task: Task) -> None:
     if state == "missing":
         return
-    job = task_job_enqueue(str(task.id), kind=test_steps)
     if state.startswith("started"):
-        job.set_status(JobStatus.STARTED)
-        beat = timezone.now() - (timedelta(seconds=1) if state.endswith("heartbeating") else timedelta(minutes=2))
-        job.heartbeat(beat, ttl=60)
-    elif state != "queued":
-        job.set_status(
-            {"finished": JobStatus.FINISHED, "failed": JobStatus.FAILED, "stopped": JobStatus.STOPPED}[state]
-        )
+        age = timedelta(seconds=1) if state.endswith("heartbeating") else timedelta(minutes=2)
+        put_job(str(task.id), "started", heartbeat_age=age)
+    else:
+        put_job(str(task.id), "waiting" if state == "queued" else state)
 
 
 @pytest.mark.parametrize(("job_state", "task_state"), list(TABLE))
@@ -85,7 +80,7 @@ def test_each_job_state_and_task_state_has_one_outcome(db, queue, job_state, tas
     if cleaned:
         assert not task.needs_cleanup
     if status_after == "failed":
-        # A job that RQ saw fail or finish tells of an error; otherwise the worker was lost.
+        # A job that the queue saw fail or finish tells of an error; otherwise the worker was lost.
         assert task.error == (UNEXPECTED if job_state in ("finished", "failed") else LOST)
 
 
@@ -94,8 +89,8 @@ def test_a_lost_queued_task_is_requeued_with_its_own_kinds_job(db, queue):
 
     assert tasks_reconcile() == {"requeued": 1}
 
-    job = task_job_fetch(str(task.id))
-    assert job is not None and job.func_name == TASK_JOB and job.args == (str(task.id),)
+    (job,) = queued_jobs()
+    assert (job.id, job.name, job.args) == (str(task.id), core_job_name(), (str(task.id),))
     assert job.timeout == test_steps.job_timeout(), "the kind's own time limit"
     task.refresh_from_db()
     assert task.detail == "Queued again after the job queue lost it."
@@ -109,7 +104,10 @@ def test_a_task_whose_kind_is_gone_fails_saying_so_from_the_job_and_from_the_saf
 
     long_ago = timezone.now() - timedelta(minutes=5)
     run, lost = (TaskFactory(kind="retired_kind", status="queued", created_at=long_ago) for _ in range(2))
-    task_job_enqueue(str(run.id), kind=test_steps)  # its job, so that the safety net leaves it to the worker
+    # Its job has just started (a worker took it, the row is not marked running yet): so the safety
+    # net leaves it to the worker. (A waiting message would not do on Celery: the safety net reads
+    # the broker's queue depth, not one message, so the lost one would look waiting too.)
+    put_job(str(run.id), "started")
 
     assert tasks_reconcile() == {"failed": 1}, "the lost one cannot be queued again without its kind"
     assert task_run_job(str(run.id)) == "failed"
@@ -133,35 +131,31 @@ def test_a_job_requeued_while_its_first_run_still_goes_does_not_run_again(db, qu
     assert tasks_reconcile() == {"requeued": 1}
 
     assert task_run_job(str(task.id)) == "succeeded"  # the old run, in its orphaned horse
-    SimpleWorker([queue], connection=queue.connection).work(burst=True)  # the requeued job
-
-    job = task_job_fetch(str(task.id))
-    assert job is not None and job.return_value() == "skipped"
+    assert run_queued_jobs() == {str(task.id): "skipped"}  # the requeued job
     task.refresh_from_db()
     assert task.status == "succeeded"
 
 
 def test_a_job_put_back_on_the_queue_after_its_run_was_lost_does_not_run_again(db, queue):
-    # The run was lost (the task fails "worker lost"); its job is waiting again (RQ requeued it);
+    # The run was lost (the task fails "worker lost"); its job is waiting again (the queue put it back);
     # a worker takes it later: it finds its task failed and does nothing.
     task = make_task("running")
     make_job("queued", task)
 
     assert tasks_reconcile() == {"failed": 1}
-    SimpleWorker([queue], connection=queue.connection).work(burst=True)
-
-    job = task_job_fetch(str(task.id))
-    assert job is not None and job.return_value() == "skipped"
+    assert run_queued_jobs() == {str(task.id): "skipped"}
     task.refresh_from_db()
     assert (task.status, task.error) == ("failed", LOST)
     assert cleanup_marker(task.id).exists(), "cleaned up by the safety net"
 
 
+@pytest.mark.rq_only  # RQ's job status and heartbeat, read apart; Celery's record is one HGETALL
 def test_a_job_that_starts_while_the_safety_net_reads_it_is_not_taken_for_lost(db, queue, monkeypatch):
     """The pass judges one snapshot of the job: its status and its heartbeat read together. (It read
     the status again, so a job that a worker started just after the read looked started with no
     heartbeat, "silent", and its task was failed as lost before it ran: seen in CI.)"""
     import live_tasks.queue.rq
+    from live_tasks.queue.rq import task_job_enqueue, task_job_fetch
 
     task = TaskFactory(kind=TEST_STEPS, params={"steps": 1})
     task_job_enqueue(str(task.id), kind=test_steps)

@@ -1,8 +1,9 @@
 """The task signals (live_tasks/signals.py), heard by receivers as a site would connect them.
 
-Jobs run for real (an RQ SimpleWorker in this process, the test kind of tests/library/testapp), in
-transactional tests where they commit as in production: each signal must arrive once, with the
-task as committed, from every way a task ends, and a receiver that raises must break nothing.
+Jobs run for real (in this process, from the session's queue: helpers.run_queued_jobs; the test
+kind of tests/library/testapp), in transactional tests where they commit as in production: each
+signal must arrive once, with the task as committed, from every way a task ends, and a receiver
+that raises must break nothing.
 """
 
 from __future__ import annotations
@@ -18,18 +19,16 @@ from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 from redis.exceptions import ConnectionError as RedisConnectionError
-from rq import SimpleWorker
-from rq.job import JobStatus
 
 from live_tasks.jobs import task_job_stopped
 from live_tasks.models import Task
-from live_tasks.queue.rq import task_job_enqueue, task_job_fetch
+from live_tasks.queue import task_job_enqueue, task_job_state
 from live_tasks.reconcile import task_fail_worker_lost, tasks_reconcile
 from live_tasks.reporter import ProgressReporter
 from live_tasks.services import QueueUnavailable, task_cancel, task_start
 from live_tasks.signals import task_enqueued, task_finished, task_progress, task_started
 
-from .helpers import TaskFactory, UserFactory
+from .helpers import TaskFactory, UserFactory, put_job, queued_job_ids, run_queued_jobs
 from .testapp.kinds import TEST_STEPS, cleanup_marker, other_steps, test_steps
 
 LOST = "The worker running this test steps stopped unexpectedly (worker lost). Please start it again."
@@ -68,10 +67,6 @@ def heard():
         disconnect()
 
 
-def run_queued_jobs(queue) -> None:
-    SimpleWorker([queue], connection=queue.connection).work(burst=True)
-
-
 def names(heard: list[Heard]) -> list[str]:
     return [h.signal for h in heard]
 
@@ -87,7 +82,7 @@ def test_a_run_sends_enqueued_started_progress_and_finished_each_with_the_commit
     try:
         task = task_start(user=UserFactory(), kind=TEST_STEPS, params={"steps": 20, "step_seconds": 0.01})
         assert names(heard) == ["enqueued"], "sent by the launch, once the job is on the queue"
-        run_queued_jobs(queue)
+        run_queued_jobs()
     finally:
         disconnect()
 
@@ -136,7 +131,7 @@ def test_progress_is_sent_per_write_and_not_per_report(db, heard, django_capture
 @pytest.mark.django_db(transaction=True)
 def test_a_failed_run_sends_finished_failed_once(heard, queue):
     task = task_start(user=UserFactory(), kind=TEST_STEPS, params={"fail_at": 1})
-    run_queued_jobs(queue)
+    run_queued_jobs()
 
     assert names(heard) == ["enqueued", "started", "finished"]
     finished = heard[-1]
@@ -150,7 +145,7 @@ def test_a_cancel_sends_finished_cancelled_once_and_the_stop_callback_adds_none(
     task = task_start(user=UserFactory(), kind=TEST_STEPS)
     task_cancel(task=task)
     task_job_stopped(SimpleNamespace(id=str(task.id), kwargs={}), None)  # the worker's callback after a stop
-    run_queued_jobs(queue)  # nothing left to run
+    run_queued_jobs()  # nothing left to run
 
     assert names(heard) == ["enqueued", "finished"]
     assert (heard[-1].kwargs, heard[-1].task.detail) == ({"status": "cancelled"}, "Cancelled.")
@@ -176,7 +171,7 @@ def test_a_task_whose_kind_is_gone_is_sent_with_no_sender(db, heard, queue, djan
     task = TaskFactory(kind="uninstalled_kind")
     task_job_enqueue(str(task.id), kind=test_steps)
     with django_capture_on_commit_callbacks(execute=True):
-        run_queued_jobs(queue)
+        run_queued_jobs()
 
     assert [(h.signal, h.sender, h.kwargs) for h in heard] == [
         ("started", None, {}),
@@ -184,11 +179,11 @@ def test_a_task_whose_kind_is_gone_is_sent_with_no_sender(db, heard, queue, djan
     ]
 
 
-def make_lost(job_state: JobStatus | None) -> Task:
-    """A running task whose job is gone (None) or in `job_state`, a while ago."""
+def make_lost(job_phase: str | None) -> Task:
+    """A running task whose job is gone (None) or in `job_phase`, a while ago."""
     task = TaskFactory(kind=TEST_STEPS, status="running", created_at=timezone.now() - timedelta(minutes=5))
-    if job_state is not None:
-        task_job_enqueue(str(task.id), kind=test_steps).set_status(job_state)
+    if job_phase is not None:
+        put_job(str(task.id), job_phase)
     return task
 
 
@@ -204,7 +199,7 @@ def make_lost(job_state: JobStatus | None) -> Task:
 def test_the_safety_net_sends_finished_once_for_the_task_it_ends(
     db, heard, queue, django_capture_on_commit_callbacks, end, status, message
 ):
-    task = make_lost(JobStatus.STOPPED if status == "cancelled" else None)
+    task = make_lost("stopped" if status == "cancelled" else None)
     with django_capture_on_commit_callbacks(execute=True):
         end(task)
         tasks_reconcile()  # a second pass ends nothing more
@@ -226,8 +221,8 @@ def test_a_raising_receiver_breaks_neither_the_launch_nor_the_task(queue, caplog
     try:
         with caplog.at_level(logging.ERROR, logger="django.dispatch"):
             task = task_start(user=UserFactory(), kind=TEST_STEPS, params=params)
-            assert queue.job_ids == [str(task.id)], "the launch stands"
-            run_queued_jobs(queue)
+            assert queued_job_ids() == [str(task.id)], "the launch stands"
+            run_queued_jobs()
     finally:
         for disconnect in disconnects:
             disconnect()
@@ -235,7 +230,6 @@ def test_a_raising_receiver_breaks_neither_the_launch_nor_the_task(queue, caplog
     task.refresh_from_db()
     assert task.status == status and not task.needs_cleanup
     assert cleanup_marker(task.id).exists() == (status == "failed"), "a failure's cleanup still runs"
-    job = task_job_fetch(str(task.id))
-    assert job is not None and job.get_status() == (JobStatus.FINISHED if status == "succeeded" else JobStatus.FAILED)
+    assert task_job_state(str(task.id)).phase == ("finished" if status == "succeeded" else "failed")
     errors = [r for r in caplog.records if r.name == "django.dispatch" and "metrics server" in str(r.exc_info)]
     assert len(errors) >= 3, "each raising receiver is logged, with its traceback"

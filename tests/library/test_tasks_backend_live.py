@@ -17,10 +17,20 @@ from websockets.asyncio.client import connect
 import live_tasks
 from live_tasks.backends import JobLost, TaskCancelled
 from live_tasks.models import Task
-from live_tasks.queue.rq import task_job_fetch
 from live_tasks.services import task_cancel
 
-from .helpers import StaffFactory, UserFactory, child_env, daphne, scheduler, session_cookie_for, wait_for_task, worker
+from .helpers import (
+    StaffFactory,
+    UserFactory,
+    child_env,
+    daphne,
+    purge_queued_jobs,
+    queued_job_ids,
+    scheduler,
+    session_cookie_for,
+    wait_for_task,
+    worker,
+)
 from .testapp import tasks
 
 try:
@@ -119,9 +129,8 @@ def test_a_killed_work_horse_ends_its_task_honestly():
 
 def test_the_safety_net_requeues_a_job_redis_lost_and_the_task_runs():
     result = tasks.calculate_meaning_of_life.enqueue()
-    job = task_job_fetch(result.id)
-    assert job is not None
-    job.delete()  # Redis lost it: off the queue, no record
+    assert result.id in queued_job_ids()
+    purge_queued_jobs()  # the queue lost it: off the queue, no record
     Task.objects.filter(pk=result.id).update(created_at=timezone.now() - timedelta(minutes=5))  # past the grace
     env = child_env()
     with scheduler(env, name="scheduler-django-task"), worker(env, name="worker-django-task-requeued"):
