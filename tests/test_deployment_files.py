@@ -129,6 +129,21 @@ def storage_key_file(compose: dict, **operator: str) -> dict:
 # --- docker-compose.yml ----------------------------------------------------------------------
 
 
+def settings_as_compose_loads_them(env: dict[str, str], script: str) -> dict:
+    """What `script` prints (JSON, its last line) in `manage.py shell` with exactly `env`."""
+    child_env = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "project.settings", **env}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "--no-startup", "-c", script],
+        cwd=ROOT,
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def test_compose_has_every_service(services):
     assert set(services) >= {"redis", "db", STORAGE_SERVICE, *APP_SERVICES}
 
@@ -403,17 +418,7 @@ def test_the_compose_environment_is_accepted_by_the_settings(services):
         "'csrf': s.CSRF_TRUSTED_ORIGINS, 'proxy': s.SECURE_PROXY_SSL_HEADER, "
         "'storage': s.STORAGES['default'], 'redirect': s.LIVE_TASKS['DOWNLOAD_REDIRECT']}))"
     )
-    child_env = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "project.settings", **env}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "--no-startup", "-c", script],
-        cwd=ROOT,
-        env=child_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    loaded = settings_as_compose_loads_them(env, script)
     assert loaded["debug"] is False
     assert loaded["hosts"] == env["ALLOWED_HOSTS"].split(",")
     assert loaded["media"] == MEDIA_ROOT
@@ -573,17 +578,7 @@ def test_the_celery_environment_is_accepted_by_the_settings(services):
         "from project import celery_app; "
         "print(json.dumps({'backend': s.LIVE_TASKS['QUEUE_BACKEND'], 'broker': celery_app.conf.broker_url}))"
     )
-    child_env = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "project.settings", **env}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "--no-startup", "-c", script],
-        cwd=ROOT,
-        env=child_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    loaded = settings_as_compose_loads_them(env, script)
     assert loaded == {"backend": "celery", "broker": "amqp://exports:exports@rabbitmq:5672//"}
 
 
