@@ -273,3 +273,19 @@ def test_celery_without_a_broker_then_with_a_prefetching_worker(settings, monkey
 
     monkeypatch.setitem(conf, "worker_prefetch_multiplier", 1)
     assert backend_messages() == []
+
+
+@pytest.mark.celery_only
+@pytest.mark.slow
+def test_a_celery_worker_refuses_to_start_misconfigured(tmp_path):
+    """As `rqworker` does: the library's checks run before the pool starts, and an error stops it."""
+    from .helpers import worker_command
+
+    (tmp_path / "broken_settings.py").write_text(f"from {SETTINGS} import *\nUSE_TZ = False\n")
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="broken_settings", PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}")
+    done = subprocess.run(
+        worker_command("misconfigured"), cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0
+    assert "live_tasks.E005" in done.stdout + done.stderr
+    assert " ready." not in done.stdout + done.stderr, "it never took a job"
