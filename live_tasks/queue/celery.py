@@ -275,7 +275,7 @@ class CeleryBackend:
     def _messages_ready(self) -> int:
         with self._depth_lock:
             if self._depth is None or time.monotonic() - self._depth[0] > DEPTH_CACHE_SECONDS:
-                self._depth = (time.monotonic(), self._queue_declare()[1])
+                self._depth = (time.monotonic(), self._queue_declare()[0])
             return self._depth[1]
 
     def _queue_declare(self) -> tuple[int, int]:
