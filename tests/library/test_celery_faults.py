@@ -263,7 +263,9 @@ def test_a_killed_pool_child_fails_only_its_own_task_at_once():
             assert first.poll() is None and second.poll() is None, "both workers go on"
 
     measured("pool child SIGKILL -> its task failed", took)
-    assert took < HORSE_GONE_BOUND_SECONDS, f"its task ended {took:.1f} s after the kill"
+    # At once, by the worker's main process (no safety net runs here): measured 0.05 s, once 3.2 s on a
+    # loaded machine; twice the bound of a horse's death, still far below the safety net's ~30 s.
+    assert took < 2 * HORSE_GONE_BOUND_SECONDS, f"its task ended {took:.1f} s after the kill"
     assert (failed.status, failed.error) == ("failed", LOST)
     assert cleanup_marker(failed.id).exists()
     assert record(failed.id)[b"lost"] == b"1"
