@@ -4,8 +4,13 @@ Parameters (Task.params): steps (default 3), step_seconds (0.05), fail_at (a ste
 none), with_file (false), store_retried (false; true: the file is stored through `with_retries`,
 as an export stores its own), file_bytes (the file's size: 0 for one line naming the task; more:
 that many bytes of a repeating pattern, written 64 KiB at a time), echo_input (false; true: the
-file is the task's input, read as a stream). Its cleanup leaves a marker file, so a test can see
-that it ran.
+file is the task's input, read as a stream), transient_failures (0; N: storing the file with
+store_retried fails N times with a network fault before it succeeds), ignore_time_limit (false;
+true: a step interrupted by the job's time limit carries on, as work that swallows it would),
+count_runs_in (a file path: each run of the work appends a line to it). Its cleanup leaves a marker
+file, so a test can see that it ran.
+
+`test_short_limit` runs the same steps with a job time limit of SHORT_LIMIT_SECONDS.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 
-from live_tasks.errors import TaskStepFailed
+from live_tasks.errors import TaskStepFailed, is_job_timeout
 from live_tasks.files import input_open, result_writer, work_dir
 from live_tasks.kinds import TaskKind, TaskResult, register
 from live_tasks.models import Task
@@ -31,14 +36,27 @@ def cleanup_marker(task_id: object):
 def run_steps(task: Task, progress: ProgressReporter) -> TaskResult:
     steps = int(task.params.get("steps", 3))
     fail_at = task.params.get("fail_at")
+    if count_runs_in := task.params.get("count_runs_in"):
+        with open(count_runs_in, "a") as runs:
+            runs.write(f"{task.id} {os.getpid()}\n")
     for step in range(1, steps + 1):
-        time.sleep(float(task.params.get("step_seconds", 0.05)))
+        try:
+            time.sleep(float(task.params.get("step_seconds", 0.05)))
+        except Exception as exc:
+            if not (task.params.get("ignore_time_limit") and is_job_timeout(exc)):
+                raise
         if step == fail_at:
             raise TaskStepFailed(f"Step {step} failed on purpose.")
         progress(step, steps, detail=f"Step {step} of {steps}")
     stored = ""
     if task.params.get("with_file"):
-        store = lambda: write_file(task)  # noqa: E731
+        failures = [OSError("a transient network fault, on purpose")] * int(task.params.get("transient_failures", 0))
+
+        def store() -> str:
+            if failures:
+                raise failures.pop()
+            return write_file(task)
+
         # store_retried: as an export stores its file, retried on transient faults, failing with STORING_FAILED.
         stored = (
             with_retries(progress, "storing the file", STORING_FAILED, store)
@@ -92,3 +110,16 @@ test_steps = register(
 
 # A second kind, for what must tell kinds apart (a receiver connected for one kind only).
 other_steps = register(TaskKind(name="test_other_steps", label="Other test steps", run=run_steps, timeout=60))
+
+
+SHORT_LIMIT_SECONDS = 2
+# The same steps with a short job time limit, for what a timeout does.
+short_limit_steps = register(
+    TaskKind(
+        name="test_short_limit",
+        label="Short limit steps",
+        run=run_steps,
+        timeout=SHORT_LIMIT_SECONDS,
+        cleanup=mark_cleaned,
+    )
+)
