@@ -196,11 +196,16 @@ class TaskRequest(Request):  # type: ignore[misc]  # Celery is untyped
 def _warm_up_worker(**kwargs: Any) -> None:
     """The main process, before it forks its pool: the library's system checks, as `rqworker` runs
     them (a worker never starts misconfigured), then what RQ's TaskWorker does before its first job."""
-    from django.core.management.base import BaseCommand
+    from django.core.management.base import BaseCommand, SystemCheckError
 
     from ..worker import warm_up
 
-    BaseCommand().check(tags=["live_tasks"])  # raises SystemCheckError on an error
+    try:
+        BaseCommand().check(tags=["live_tasks"])
+    except SystemCheckError as exc:
+        # Celery logs an Exception raised by a signal handler and starts the worker anyway (its
+        # Signal.send catches them); SystemExit passes through and stops it before its pool starts.
+        raise SystemExit(str(exc)) from exc
     warm_up()
     if live_settings.WORKER_NICENESS:
         os.nice(live_settings.WORKER_NICENESS)  # the pool children inherit it
