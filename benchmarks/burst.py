@@ -1,21 +1,26 @@
 """A burst of exports: many people click Export within one second.
 
-Two daphnes and two `rqworker default` on PostgreSQL, emails to an SMTP sink in its own process;
-100 users with 2,000 posts each, each with 10 open pages (1,000 sockets, every user's pages split
-over both daphnes). Every user's POST /exports/ (a JSON client, one connection each) is sent within
+The same burst twice, on RQ then on Celery (`QUEUE_BACKEND` "celery", RabbitMQ, the queue
+`live-tasks-bench`; the first burst's tasks deleted in between): two daphnes and two job
+processes, either two `rqworker default` (each forks a work horse per job) or one Celery worker
+with a prefork pool of two children (no fork per job), on PostgreSQL, emails to an SMTP sink in
+its own process; 100 users with 2,000 posts each, each with 10 open pages (1,000 sockets, every
+user's pages split over both daphnes). Every user's POST /exports/ (a JSON client, one connection each) is sent within
 one second, alternating daphnes. From this load generator, over loopback: launch latency (sent →
 answer read); final-state push latency (the task's finished_at → the message read on each of its
 user's 10 sockets, one wall clock), for pushes read while launches were still in flight and after;
 launch → the first `running` read; the makespan (first launch sent → last finished_at) and
 exports/s; the CPU seconds of every process. The load generator's own event-loop lag is beside them.
-Floors, in the same run: the no-op job throughput of RQ with the project's worker class (the same two
-workers), and the export's raw work (the streaming writer alone) for the same posts; floor makespan
-= (posts × the writer's time per post + exports × a no-op job's time) ÷ 2 workers.
+Floors, in the same run: the no-op job throughput of each queue with the same workers (RQ with the
+project's worker class; on Celery a task acknowledged late, as the library's), and the export's raw
+work (the streaming writer alone) for the same posts; floor makespan of each = (posts × the
+writer's time per post + exports × its no-op job's time) ÷ 2 job processes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import io
 import json
@@ -27,6 +32,10 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from benchmarks.common import (
+    CELERY_QUEUE,
+    celery_env,
+    celery_queue,
+    celery_worker,
     close_sockets,
     flush_redis,
     open_sockets,
@@ -39,6 +48,7 @@ from benchmarks.common import (
 
 USERS, TABS, POSTS, NOOP_JOBS = 100, 10, 2000, 400
 SMOKE_USERS, SMOKE_TABS, SMOKE_POSTS, SMOKE_NOOP_JOBS = 4, 2, 50, 20
+BACKENDS = {"rq": "RQ", "celery": "Celery"}
 REQUEST = (
     "POST /exports/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\nContent-Length: 0\r\n"
     "Cookie: sessionid={key}; csrftoken={csrf}\r\nX-CSRFToken: {csrf}\r\nConnection: close\r\n\r\n"
@@ -130,8 +140,8 @@ def await_finished(task_ids: list[str], timeout: float = 300) -> list:
     raise TimeoutError("the burst's exports did not all finish")
 
 
-def servers() -> dict[str, int]:
-    """Redis and PostgreSQL's main processes (PostgreSQL's backends are children of it)."""
+def servers(rabbitmq: bool = False) -> dict[str, int]:
+    """Redis and PostgreSQL's main processes (PostgreSQL's backends are children of it); RabbitMQ's."""
     import psutil
 
     found = {}
@@ -141,11 +151,13 @@ def servers() -> dict[str, int]:
             found["Redis (shared with other work on the machine)"] = proc.pid
         elif name in ("postgres", "postmaster") and proc.info["ppid"] == 1:
             found["PostgreSQL, all its backends (shared with other work)"] = proc.pid
+        elif rabbitmq and name == "beam.smp":
+            found["RabbitMQ (shared with other work on the machine)"] = proc.pid
     return found
 
 
 def noop_floor(jobs: int) -> float:
-    """Seconds for the two (idle) workers to run `jobs` no-op jobs."""
+    """Seconds for the two (idle) RQ workers to run `jobs` no-op jobs."""
     from rq.registry import FinishedJobRegistry
 
     from live_tasks.queue.rq import default_queue
@@ -162,6 +174,22 @@ def noop_floor(jobs: int) -> float:
     return time.monotonic() - began
 
 
+def celery_noop_floor(jobs: int) -> float:
+    """Seconds for the (idle) Celery worker's two pool children to run `jobs` no-op tasks."""
+    from benchmarks.celery_app import NOOP_COUNTER, app, noop
+    from live_tasks import redisclients
+
+    counter = redisclients.rq_connection()
+    counter.delete(NOOP_COUNTER)
+    began = time.monotonic()
+    with app.producer_or_acquire() as producer:  # one connection for all, as RQ's one pipeline
+        for _ in range(jobs):
+            noop.apply_async(queue=CELERY_QUEUE, producer=producer)
+    while int(counter.get(NOOP_COUNTER) or 0) < jobs:
+        time.sleep(0.01)
+    return time.monotonic() - began
+
+
 def writer_floor(user_id: int) -> float:
     """Seconds per post for the export's streaming writer alone, on one burst user's posts."""
     from django.contrib.auth import get_user_model
@@ -174,43 +202,42 @@ def writer_floor(user_id: int) -> float:
     return (time.perf_counter() - began) / count
 
 
-def main() -> None:
-    args = start(__doc__, database="postgres")
+def measure(backend: str, users: list[tuple[int, str]], tabs: int, noop_jobs: int) -> dict:
+    """The burst on one queue backend: its own SMTP sink, two daphnes and workers; then its no-op floor."""
     import psutil
 
-    from posts.services import posts_seed
     from tests.processes import daphne, free_port, running, wait_for_port
 
-    n_users, tabs, posts, noop_jobs = (
-        (SMOKE_USERS, SMOKE_TABS, SMOKE_POSTS, SMOKE_NOOP_JOBS) if args.smoke else (USERS, TABS, POSTS, NOOP_JOBS)
-    )
-    from django.contrib.auth import get_user_model
-
-    users = users_with_sessions("bench-burst-", n_users)
-    for user in get_user_model().objects.filter(pk__in=[pk for pk, _ in users]):
-        posts_seed(author=user, count=posts)
     smtp_port = free_port()
     env = dict(os.environ, EMAIL_URL=f"smtp://127.0.0.1:{smtp_port}")
     sink = [sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink", "-l", f"127.0.0.1:{smtp_port}"]
-    worker = [sys.executable, "manage.py", "rqworker", "default"]
+    if backend == "celery":
+        env = celery_env(env)  # the daphnes enqueue on Celery
+        celery_queue(purge=True)  # what an interrupted run left
+        workers = {"Celery worker (main process and its 2 pool children)": (celery_worker(2, "burst"), "celery")}
+    else:
+        rq = [sys.executable, "manage.py", "rqworker", "default"]
+        workers = {"worker A (and its work horses)": (rq, "a"), "worker B (and its work horses)": (rq, "b")}
     machine_busy = lambda: sum(psutil.cpu_times()) - psutil.cpu_times().idle - psutil.cpu_times().iowait  # noqa: E731
-    with (
-        running(sink, env, "burst-smtp") as smtp,
-        daphne(env) as (port_a, daphne_a),
-        daphne(env) as (port_b, daphne_b),
-        running(worker, env, "burst-worker-a") as worker_a,
-        running(worker, env, "burst-worker-b") as worker_b,
-    ):
+    with contextlib.ExitStack() as stack:
+        smtp = stack.enter_context(running(sink, env, "burst-smtp"))
+        port_a, daphne_a = stack.enter_context(daphne(env))
+        port_b, daphne_b = stack.enter_context(daphne(env))
+        worker_pids = {
+            name: stack.enter_context(running(command, env, f"burst-worker-{log}")).pid
+            for name, (command, log) in workers.items()
+        }
         wait_for_port(smtp_port)
+        if backend == "celery":
+            assert celery_queue(), "the Celery worker did not start"
         time.sleep(2)  # the workers are up and waiting
         processes = {
             "daphne A": daphne_a.pid,
             "daphne B": daphne_b.pid,
-            "worker A (and its work horses)": worker_a.pid,
-            "worker B (and its work horses)": worker_b.pid,
+            **worker_pids,
             "SMTP sink": smtp.pid,
             "load generator (this script)": os.getpid(),
-            **servers(),
+            **servers(rabbitmq=backend == "celery"),
         }
 
         def cpu_now() -> dict[str, float]:
@@ -239,72 +266,107 @@ def main() -> None:
             return outcome
 
         result = asyncio.run(run())
-        cpu_used = result["cpu"]
-        noop_seconds = noop_floor(noop_jobs)
-    per_post = writer_floor(users[0][0])
-    flush_redis()
+        result["noop seconds"] = (celery_noop_floor if backend == "celery" else noop_floor)(noop_jobs)
+    return result
 
-    launches, tasks = result["launches"], result["tasks"]
-    first_sent, last_answered = min(s for s, *_ in launches), max(a for _, a, *_ in launches)
-    by_id = {str(task.id): task for task in tasks}
-    launch_ms = [1000 * (answered - sent) for sent, answered, _, _ in launches]
-    push_during: list[float] = []
-    push_after: list[float] = []
-    for task_id, reads in result["finals"].items():
-        finished = by_id[task_id].finished_at.timestamp()
-        for read_at in reads:
-            (push_during if read_at <= last_answered else push_after).append(1000 * (read_at - finished))
-    sent_at = {body["id"]: sent for sent, _, _, body in launches if body.get("id")}
-    to_running = [1000 * (at - sent_at[task_id]) for task_id, at in result["running"].items() if task_id in sent_at]
-    makespan = max(task.finished_at.timestamp() for task in tasks) - first_sent
-    exports, total_posts = len(tasks), posts * len(tasks)
-    floor_makespan = (total_posts * per_post + exports * noop_seconds / noop_jobs * 2) / 2
-    statuses = Counter(status for _, _, status, _ in launches)
-    listed = sum(value for name, value in cpu_used.items() if name != "machine")
-    burst_row = {
-        "exports": exports,
-        "sockets": len([ws for ws in result["sockets"] if ws]),
-        "launch statuses": ", ".join(f"{n} × {s}" for s, n in sorted(statuses.items())),
-        "succeeded": sum(task.status == "succeeded" for task in tasks),
-        "launch p50 ms": percentile(launch_ms, 50),
-        "launch p99 ms": percentile(launch_ms, 99),
-        "final push p50 ms (all)": percentile(push_during + push_after, 50),
-        "final push p99 ms (all)": percentile(push_during + push_after, 99),
-        "final push p99 ms (while launches in flight)": percentile(push_during, 99),
-        "final push p99 ms (after)": percentile(push_after, 99),
-        "final pushes read": len(push_during) + len(push_after),
-        "launch → first running p50 ms": percentile(to_running, 50),
-        "makespan s": makespan,
-        "exports/s": exports / makespan,
-        "floor makespan s": floor_makespan,
-        "CPU ms per export (every process listed)": 1000 * listed / exports,
-        "load generator loop lag p99 ms": percentile(result["lags"], 99),
-        "load generator loop lag max ms": max(result["lags"], default=None),
-        "socket errors": sum(result["errors"].values()),
-    }
-    cpu_rows = [{"process": name, "CPU s": value} for name, value in cpu_used.items() if name != "machine"]
-    cpu_rows.append({"process": "the rest of the machine (other work)", "CPU s": cpu_used["machine"] - listed})
-    floor_rows = [
-        {
-            "floor": "RQ no-op jobs, project's worker class, 2 workers",
-            "per job ms": 1000 * noop_seconds / noop_jobs * 2,
-            "jobs/s": noop_jobs / noop_seconds,
-        },
-        {
-            "floor": f"the streaming writer alone, {posts:,} posts",
-            "per job ms": 1000 * per_post * posts,
-            "jobs/s": None,
-        },
-    ]
-    targets = [
-        target("final-state push p99 ms, all 1,000 sockets", burst_row["final push p99 ms (all)"], "≤", 100),
-        target("launch p99 ms", burst_row["launch p99 ms"], "≤", 500),
-        target("makespan s (every export done after the first launch)", makespan, "≤", 5),
-        target("exports/s", burst_row["exports/s"], "≥", 20),
-        target("CPU ms per export, every process", burst_row["CPU ms per export (every process listed)"], "≤", 60),
+
+def main() -> None:
+    args = start(__doc__, database="postgres")
+    from django.contrib.auth import get_user_model
+
+    from live_tasks.models import Task
+    from posts.services import posts_seed
+
+    n_users, tabs, posts, noop_jobs = (
+        (SMOKE_USERS, SMOKE_TABS, SMOKE_POSTS, SMOKE_NOOP_JOBS) if args.smoke else (USERS, TABS, POSTS, NOOP_JOBS)
+    )
+    users = users_with_sessions("bench-burst-", n_users)
+    for user in get_user_model().objects.filter(pk__in=[pk for pk, _ in users]):
+        posts_seed(author=user, count=posts)
+    results = {}
+    for backend in BACKENDS:  # the same users, posts and pages, one backend after the other
+        results[backend] = measure(backend, users, tabs, noop_jobs)
+        Task.objects.filter(user_id__in=[pk for pk, _ in users]).delete()  # the next burst's pages start alike
+        flush_redis()
+    per_post = writer_floor(users[0][0])
+
+    burst_rows, cpu_used, floor_rows, targets = [], {}, [], []
+    for backend, label in BACKENDS.items():
+        result = results[backend]
+        launches, tasks = result["launches"], result["tasks"]
+        first_sent, last_answered = min(s for s, *_ in launches), max(a for _, a, *_ in launches)
+        by_id = {str(task.id): task for task in tasks}
+        launch_ms = [1000 * (answered - sent) for sent, answered, _, _ in launches]
+        push_during: list[float] = []
+        push_after: list[float] = []
+        for task_id, reads in result["finals"].items():
+            finished = by_id[task_id].finished_at.timestamp()
+            for read_at in reads:
+                (push_during if read_at <= last_answered else push_after).append(1000 * (read_at - finished))
+        sent_at = {body["id"]: sent for sent, _, _, body in launches if body.get("id")}
+        to_running = [1000 * (at - sent_at[task_id]) for task_id, at in result["running"].items() if task_id in sent_at]
+        makespan = max(task.finished_at.timestamp() for task in tasks) - first_sent
+        exports, total_posts = len(tasks), posts * len(tasks)
+        noop_seconds = result["noop seconds"]
+        floor_makespan = (total_posts * per_post + exports * noop_seconds / noop_jobs * 2) / 2
+        statuses = Counter(status for _, _, status, _ in launches)
+        cpu_used[backend] = result["cpu"]
+        listed = sum(value for name, value in result["cpu"].items() if name != "machine")
+        row = {
+            "queue": label,
+            "exports": exports,
+            "sockets": len([ws for ws in result["sockets"] if ws]),
+            "launch statuses": ", ".join(f"{n} × {s}" for s, n in sorted(statuses.items())),
+            "succeeded": sum(task.status == "succeeded" for task in tasks),
+            "launch p50 ms": percentile(launch_ms, 50),
+            "launch p99 ms": percentile(launch_ms, 99),
+            "final push p50 ms (all)": percentile(push_during + push_after, 50),
+            "final push p99 ms (all)": percentile(push_during + push_after, 99),
+            "final push p99 ms (while launches in flight)": percentile(push_during, 99),
+            "final push p99 ms (after)": percentile(push_after, 99),
+            "final pushes read": len(push_during) + len(push_after),
+            "launch → first running p50 ms": percentile(to_running, 50),
+            "makespan s": makespan,
+            "exports/s": exports / makespan,
+            "floor makespan s": floor_makespan,
+            "makespan ÷ floor": makespan / floor_makespan,
+            "CPU ms per export (every process listed)": 1000 * listed / exports,
+            "load generator loop lag p99 ms": percentile(result["lags"], 99),
+            "load generator loop lag max ms": max(result["lags"], default=None),
+            "socket errors": sum(result["errors"].values()),
+        }
+        burst_rows.append(row)
+        cpu_used[backend]["the rest of the machine (other work)"] = result["cpu"].pop("machine") - listed
+        workers = "project's worker class, 2 workers" if backend == "rq" else "acked late, 1 worker × 2 pool children"
+        floor_rows.append(
+            {
+                "floor": f"{label} no-op jobs, {workers}",
+                "per job ms": 1000 * noop_seconds / noop_jobs * 2,
+                "jobs/s": noop_jobs / noop_seconds,
+            }
+        )
+        suffix, cpu_per_export = ("" if backend == "rq" else " (Celery)"), 1000 * listed / exports
+        targets += [
+            target(f"final-state push p99 ms, all 1,000 sockets{suffix}", row["final push p99 ms (all)"], "≤", 100),
+            target(f"launch p99 ms{suffix}", row["launch p99 ms"], "≤", 500),
+            target(f"makespan s (every export done after the first launch){suffix}", makespan, "≤", 5),
+            target(f"exports/s{suffix}", row["exports/s"], "≥", 20),
+            target(f"CPU ms per export, every process{suffix}", cpu_per_export, "≤", 60),
+        ]
+    floor_rows.append(
+        {"floor": f"the streaming writer alone, {posts:,} posts", "per job ms": 1000 * per_post * posts, "jobs/s": None}
+    )
+    for cpu in cpu_used.values():  # the job processes of each, whichever queue runs them
+        cpu["workers, total"] = sum(value for name, value in cpu.items() if "worker" in name)
+    order = ["daphne", "worker ", "Celery", "workers", "SMTP", "load", "PostgreSQL", "Redis", "RabbitMQ", "the rest"]
+    names = list(dict.fromkeys(name for cpu in cpu_used.values() for name in cpu))
+    names.sort(key=lambda name: next(n for n, prefix in enumerate(order) if name.startswith(prefix)))
+    cpu_rows = [
+        {"process": name, **{f"{label} CPU s": cpu_used[backend].get(name) for backend, label in BACKENDS.items()}}
+        for name in names
     ]
     tables = {
-        "": [burst_row],
+        "": burst_rows,
         "CPU seconds of each process during the burst:": cpu_rows,
         "Floors, measured in the same run:": floor_rows,
     }

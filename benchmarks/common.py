@@ -27,6 +27,8 @@ OUT = Path(os.environ.get("BENCH_OUTPUT_DIR", ROOT / "benchmarks-output"))  # da
 # The benchmarks' own Redis database, the only one they flush: another for runs of two checkouts at once.
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/")
+# The Celery queue of the overhead and burst benchmarks' Celery side: no other worker on the broker reads it.
+CELERY_QUEUE = "live-tasks-bench"
 MIB = 1024 * 1024
 PACKAGES = [
     "django",
@@ -39,6 +41,8 @@ PACKAGES = [
     "psycopg",
     "orjson",
     "websockets",
+    "celery",
+    "kombu",
 ]
 _STARTED: dict[str, Any] = {}
 
@@ -91,6 +95,42 @@ def start(doc: str, database: str) -> argparse.Namespace:
     call_command("migrate", verbosity=0)
     flush_redis()
     return args
+
+
+def celery_worker(concurrency: int, name: str) -> list[str]:
+    """A Celery worker of benchmarks/celery_app.py on the benchmarks' queue: a prefork pool of
+    `concurrency` children, each taking one job at a time (as the library's docs run it)."""
+    return [
+        *[sys.executable, "-m", "celery", "-A", "benchmarks.celery_app", "worker", "-Q", CELERY_QUEUE],
+        *["--pool", "prefork", "--concurrency", str(concurrency), "-O", "fair", "--without-gossip"],
+        *["--without-mingle", "--loglevel", "INFO", "--hostname", f"{name}-{os.getpid()}@%h"],
+    ]
+
+
+def celery_env(env: dict[str, str]) -> dict[str, str]:
+    """A child's environment with the tasks' jobs on Celery (benchmarks/settings.py)."""
+    return dict(env, BENCH_QUEUE_BACKEND="celery")
+
+
+def celery_queue(purge: bool = False, timeout: float = 60) -> int:
+    """Wait until a worker consumes the benchmarks' Celery queue (declaring it first); with `purge`,
+    drop what an interrupted run left in it. Returns the number of consumers."""
+    from kombu.entity import Exchange, Queue
+
+    from benchmarks.celery_app import app
+
+    name, deadline = CELERY_QUEUE, time.monotonic() + timeout
+    with app.connection_for_write() as connection:
+        queue = Queue(name, Exchange(name), routing_key=name, channel=connection.default_channel)
+        queue.declare()
+        if purge:
+            queue.purge()
+            return 0
+        while True:
+            _, _, consumers = connection.default_channel.queue_declare(queue=name, passive=True)
+            if consumers or time.monotonic() > deadline:
+                return consumers
+            time.sleep(0.2)
 
 
 def postgres_reachable() -> bool:

@@ -1,6 +1,7 @@
 """The project's worker class with each phase of a job timed, for benchmarks/overhead.py only.
 
 Each event and the horse's phase totals are appended to TIMINGS as JSON lines (parent and horse).
+`instrument` patches the same phases into a Celery pool child (benchmarks/celery_app.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,25 @@ def record(**fields) -> None:
         out.write(json.dumps(fields) + "\n")
 
 
+def instrument() -> None:
+    """Time the job's phases in this process (an RQ worker, whose horses inherit it; a Celery pool child)."""
+    import django.db.backends.base.base as db
+
+    import exports.services as export
+    import live_tasks.files as files
+    import live_tasks.state as state
+
+    for owner, name, phase in [
+        (db.BaseDatabaseWrapper, "connect", "database connection"),
+        (state, "_update", "transitions: UPDATE"),
+        (state, "_publish_and_signal", "transitions: read and push"),  # and signal: no receivers here
+        (export, "write_posts_json", "writing"),
+        (files, "result_store", "storing"),  # on the local disk; into a bucket, storing is writing
+        (export, "export_email_send", "emailing"),
+    ]:
+        setattr(owner, name, TimedWorker.timed(getattr(owner, name), phase))
+
+
 class TimedWorker(TaskWorker):
     """The project's worker, with each phase of a job timed (benchmark only)."""
 
@@ -28,21 +48,7 @@ class TimedWorker(TaskWorker):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        import django.db.backends.base.base as db
-
-        import exports.services as export
-        import live_tasks.files as files
-        import live_tasks.state as state
-
-        for owner, name, phase in [
-            (db.BaseDatabaseWrapper, "connect", "database connection"),
-            (state, "_update", "transitions: UPDATE"),
-            (state, "_publish_and_signal", "transitions: read and push"),  # and signal: no receivers here
-            (export, "write_posts_json", "writing"),
-            (files, "result_store", "storing"),  # on the local disk; into a bucket, storing is writing
-            (export, "export_email_send", "emailing"),
-        ]:
-            setattr(owner, name, self.timed(getattr(owner, name), phase))
+        instrument()
 
     @classmethod
     def timed(cls, function, phase: str):

@@ -34,10 +34,11 @@ HEADER = """# Benchmarks
 
 Written by `make bench` from `benchmarks/results/*.json` (`python -m benchmarks.write`); do not edit
 by hand. Each table sets the project's figures beside a floor or a baseline measured in the same run,
-on the real stack (daphne, RQ workers, Redis, SQLite, PostgreSQL) with load from processes on
-loopback. The machine's two cores are shared with other work: compare figures within one run, not
-absolute times across runs. What limits each figure, and what was changed in the product because of
-it: [docs/performance.md](docs/performance.md). Sources: `benchmarks/`.
+on the real stack (daphne, RQ workers, Redis, SQLite, PostgreSQL; Celery workers on RabbitMQ where a
+table sets RQ and Celery side by side) with load from processes on loopback. The machine's two cores
+are shared with other work: compare figures within one run, not absolute times across runs. What
+limits each figure, and what was changed in the product because of it:
+[docs/performance.md](docs/performance.md). Sources: `benchmarks/`.
 """
 
 

@@ -50,13 +50,17 @@ EXPECTED = {
     "launch-sqlite": ("endpoint", ["POST /exports/", "no-op view (same middleware)"], LAUNCH),
     "launch-postgres": ("endpoint", ["POST /exports/", "no-op view (same middleware)"], LAUNCH),
     "sockets": ("consumer", ["project consumer", "no-op consumer (accept only)"], ["KiB per socket", "errors"]),
-    "burst": ("exports", [4], ["launch p99 ms", "final push p99 ms (all)", "makespan s", "exports/s"]),
+    "burst": (
+        "queue",
+        ["RQ", "Celery"],
+        ["exports", "launch p99 ms", "final push p99 ms (all)", "makespan s", "exports/s", "floor makespan s"],
+    ),
     "sharded": (
         "channel layer",
         ["2 Redis shards", "1 Redis (baseline)"],
         ["KiB per socket", "final push p50 ms", "final push p99 ms", "finals missed after the reconnect snapshot"],
     ),
-    "overhead": ("phase", None, ["p50 ms"]),
+    "overhead": ("phase", None, ["RQ p50 ms", "Celery p50 ms"]),
     "export-email": (
         "variant",
         ["baseline: read whole, attached raw", "project"],
@@ -113,5 +117,12 @@ def test_smoke_mode_runs_every_benchmark_and_writes_its_figures():
         assert all(isinstance(row[figure], float) for row in downloads), figure
     for figure in ("daphne CPU s per download", "daphne peak RSS growth MiB"):
         assert all(isinstance(row[figure], float) for row in downloads[:3]), figure
+    burst = json.loads((out_dir / "results" / "burst.json").read_text())["tables"]
+    assert [row["exports"] for row in burst[""]] == [4, 4] and [row["succeeded"] for row in burst[""]] == [4, 4]
+    assert [row["floor"].split(" ")[0] for row in burst["Floors, measured in the same run:"]] == ["RQ", "Celery", "the"]
+    workers = json.loads((out_dir / "results" / "overhead.json").read_text())["tables"]
+    processes = next(rows for caption, rows in workers.items() if caption.startswith("The worker processes"))
+    assert [row["queue"] for row in processes] == ["RQ", "Celery"]
+    assert processes[1]["job processes forked"] == 0 < processes[0]["job processes forked"]
     report = (out_dir / "BENCHMARKS-smoke.md").read_text()
     assert "## Export throughput and memory" in report and "| POST /exports/ |" in report
