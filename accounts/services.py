@@ -128,9 +128,9 @@ def _celery_email_enqueue(job: Callable[[int], str], user_id: int) -> None:
 
 def _queue_errors() -> tuple[type[Exception], ...]:
     """What enqueueing an email raises when its queue cannot be reached: Redis's errors, and on
-    Celery the broker's too (live_tasks.queue.celery, imported on Celery only)."""
+    Celery the broker's too (kombu's, and the socket's; kombu is imported on Celery only)."""
     if live_settings.QUEUE_BACKEND != "celery":
         return (RedisError,)
-    from live_tasks.queue.celery import BROKER_ERRORS
+    from kombu.exceptions import OperationalError
 
-    return (RedisError, *BROKER_ERRORS)
+    return (RedisError, OperationalError, OSError)

@@ -331,7 +331,7 @@ def run_queued_jobs() -> dict[str, Any]:
         SimpleWorker([queue], connection=queue.connection).work(burst=True)
         jobs = Job.fetch_many(waiting, connection=queue.connection)
         return {job.id: job.return_value() for job in jobs if job is not None}
-    from .celery_app import app
+    app = celery_app()
 
     outcomes: dict[str, Any] = {}
     with app.connection_for_read() as connection:
@@ -347,6 +347,15 @@ def run_queued_jobs() -> dict[str, Any]:
                 outcomes[task_id] = result.result if result.successful() else None
             message.ack()
     return outcomes
+
+
+def celery_app() -> Any:
+    """The Celery app that the library's task is sent with: the session's (tests/library/celery_app.py,
+    which the test app loads on Celery), or the site's in the site's tests. Never a new app: creating
+    one makes it Celery's current app, under a test that has patched a task of the other."""
+    from live_tasks.queue.celery import run_task
+
+    return run_task.app
 
 
 @dataclass(frozen=True)
@@ -381,7 +390,7 @@ def queued_jobs() -> list[QueuedJob]:
             QueuedJob(job.id, job.func_name or "", tuple(job.args), dict(job.kwargs), job.timeout)
             for job in default_queue().jobs
         ]
-    from .celery_app import app
+    app = celery_app()
 
     jobs = []
     with app.connection_for_read() as connection:
@@ -410,7 +419,7 @@ def purge_queued_jobs() -> None:
 
         default_queue().empty()
         return
-    from .celery_app import app
+    app = celery_app()
 
     with app.connection_for_read() as connection:
         _broker_queue(connection.default_channel).purge()
