@@ -65,17 +65,20 @@ run: install redis $(RUN_BROKER)
 LIBRARY_TESTS := tests/library --ds=tests.library.settings --confcutdir=tests/library
 LIBRARY_TESTS_RQ := $(LIBRARY_TESTS) -m "not celery_only"
 LIBRARY_TESTS_CELERY := $(LIBRARY_TESTS) -m "not rq_only"
+# SITE_TESTS_FILTER: what the site's session leaves out (test-postgres: the tests on a database of
+# their own, which `make test` ran already).
 test: install-dev redis browser proxy
 	$(BIN)/pytest $(LIBRARY_TESTS_RQ)
 	$(MAKE) --no-print-directory rabbitmq
 	TEST_QUEUE_BACKEND=celery $(BIN)/pytest $(LIBRARY_TESTS_CELERY)
-	$(BIN)/pytest
+	$(BIN)/pytest $(SITE_TESTS_FILTER)
 
-# The same suite on PostgreSQL (the local server by default; the database itself is test_<name>).
+# The same suite on PostgreSQL (the local server by default; the database itself is test_<name>),
+# less the site's tests on a database of their own (marked own_database), which `make test` ran.
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 test-postgres: install-dev
 	DATABASE_URL=$(TEST_POSTGRES_URL) bash scripts/ensure_postgres.sh
-	DATABASE_URL=$(TEST_POSTGRES_URL) $(MAKE) test
+	DATABASE_URL=$(TEST_POSTGRES_URL) $(MAKE) test SITE_TESTS_FILTER='-m "not own_database"'
 
 # The same suite on Django 6.1 with Python 3.12, in a virtualenv of its own (CI runs it too).
 # Python 3.12 from pyenv if it has one, else python3.12 on the PATH.

@@ -13,7 +13,8 @@ import pytest
 
 from benchmarks.common import postgres_reachable
 
-pytestmark = pytest.mark.slow
+# The benchmarks make their own databases (SQLite files and bench* on PostgreSQL): the same on every leg.
+pytestmark = [pytest.mark.slow, pytest.mark.own_database]
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPORT = [

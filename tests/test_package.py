@@ -185,6 +185,7 @@ def test_the_wheel_holds_the_library_and_nothing_of_the_site(wheel):
 
 
 @pytest.mark.slow
+@pytest.mark.own_database  # the fresh site's own SQLite file
 def test_a_fresh_startproject_site_runs_the_installed_library(wheel, tmp_path):
     python = fresh_virtualenv(wheel, tmp_path / "venv")
     project = fresh_project(python, tmp_path / "p")
@@ -228,6 +229,7 @@ markers =
 
 
 @pytest.mark.slow
+@pytest.mark.own_database  # DATABASE_URL=sqlite:// below
 def test_the_librarys_own_tests_pass_against_the_installed_wheel(wheel, tmp_path):
     """tests/library, copied beside a fresh virtualenv that has the wheel and the test tools alone:
     nothing of this checkout is importable there, so every `import live_tasks` is the installed one."""
