@@ -108,6 +108,37 @@ def test_the_admin_cancels_and_retries_through_the_tasks_own_kind(queue, client_
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
+def test_the_admin_cancels_a_running_task_on_a_worker_and_its_retry_runs_there(client_for):
+    """The admin's actions on a live worker, on either queue: the cancel stops the job's process and
+    cleans up; the retry is a new task that the same worker runs to success."""
+    staff = StaffFactory(permissions=["view_task", "cancel_task", "retry_task"])
+    owner = UserFactory()
+    running = task_start(user=owner, kind=TEST_STEPS, params={"steps": 600, "step_seconds": 0.1})
+    client = client_for(staff)
+    with worker(child_env(), name="worker-admin-actions") as process:
+        wait_for_task(running.id, lambda t: t.status == "running" and t.progress > 0, 60)
+        (job_process,) = psutil.Process(process.pid).children()
+        response = client.post(
+            "/admin/live_tasks/task/", {"action": "cancel_tasks", "_selected_action": [running.id]}, follow=True
+        )
+        assert b"Cancelled 1 task." in response.content
+        job_process.wait(30)  # killed, long before its 60 s of steps
+        cancelled = wait_for_task(running.id, lambda t: not t.needs_cleanup, 30)
+        assert cancelled.status == "cancelled" and cleanup_marker(running.id).exists()
+
+        Task.objects.filter(pk=running.pk).update(params={"steps": 2})  # the retry copies the params
+        response = client.post(
+            "/admin/live_tasks/task/", {"action": "retry_tasks", "_selected_action": [running.id]}, follow=True
+        )
+        assert b"Started 1 new task." in response.content
+        retried = Task.objects.exclude(pk=running.pk).get()
+        done = wait_for_task(retried.id, lambda t: t.is_finished, 60)
+        assert (done.user, done.status, done.progress) == (owner, "succeeded", 100)
+        assert process.poll() is None, "the worker goes on"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
 def test_a_running_task_is_cancelled_by_stopping_its_work_horse():
     task = task_start(user=UserFactory(), kind=TEST_STEPS, params={"steps": 600, "step_seconds": 0.1})
     with worker(child_env(), name="worker-cancel-any-kind") as process:
