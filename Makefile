@@ -94,10 +94,11 @@ $(VENV61)/.installed: requirements.txt requirements-dev.txt requirements-django6
 	$(VENV61)/bin/pip uninstall --quiet --yes django-tasks
 	@touch $@
 
-# The library on RQ only here: its Celery session runs in `make test`.
+# The library on RQ only here: its Celery session runs in `make test`; and the site less the
+# benchmarks' smoke run (marked tools), which `make test` checks.
 test-django61: $(VENV61)/.installed redis browser proxy
 	TEST_OUTPUT_DIR=$(CURDIR)/test-output/django61 $(VENV61)/bin/pytest $(LIBRARY_TESTS_RQ)
-	TEST_OUTPUT_DIR=$(CURDIR)/test-output/django61 $(VENV61)/bin/pytest
+	TEST_OUTPUT_DIR=$(CURDIR)/test-output/django61 $(VENV61)/bin/pytest -m "not tools"
 
 # Debian's Chromium for the Playwright test (Playwright's own browser download cannot work offline).
 browser:

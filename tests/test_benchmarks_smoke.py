@@ -13,8 +13,9 @@ import pytest
 
 from benchmarks.common import postgres_reachable
 
-# The benchmarks make their own databases (SQLite files and bench* on PostgreSQL): the same on every leg.
-pytestmark = [pytest.mark.slow, pytest.mark.own_database]
+# The benchmarks make their own databases (SQLite files and bench* on PostgreSQL), and are tools
+# beside the product: checked once, in `make test` (not again on PostgreSQL or Django 6.1).
+pytestmark = [pytest.mark.slow, pytest.mark.own_database, pytest.mark.tools]
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPORT = [
