@@ -7,7 +7,7 @@ decides (a second delivery finds the task running or ended and does nothing; liv
 
 Celery keeps no record of a job that the safety net could read without a result backend, so the
 job keeps one of its own in the library's Redis (the one that rate limits and socket counts use):
-a small hash per running job, written when the task is marked running, beaten every
+a small hash per running job, claimed as the job starts (before its task is marked running), beaten every
 JOB_HEARTBEAT_SECONDS by a thread of the pool child, and closed when the job ends. A queued task has
 no record: the safety net then asks the broker whether any message waits in the queue, and
 re-enqueues the task once none does (a broker restarted without persistence lost it).
@@ -89,9 +89,25 @@ class _Heartbeat:
 
     def __init__(self, task_id: str) -> None:
         self.task_id = task_id
+        self.claimed = False
         self.started = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def claim(self) -> None:
+        """Before the task is marked running: a record "started" now, unless one exists already (the
+        run of an earlier delivery's). Without it, the safety net could read a running task with no
+        record, between its row's commit and start(), and fail it as lost."""
+        key = _record_key(self.task_id)
+        connection = redisclients.rq_connection()
+        if connection.hsetnx(key, "phase", "started"):
+            self.claimed = True
+            _record_write(self.task_id, pid=str(os.getpid()))
+
+    def release(self) -> None:
+        """The run was skipped: the record it claimed goes (an earlier run's stays)."""
+        if self.claimed and not self.started:
+            redisclients.rq_connection().delete(_record_key(self.task_id))
 
     def start(self) -> None:
         _record_write(self.task_id, phase="started", pid=str(os.getpid()))
@@ -130,16 +146,21 @@ class _Heartbeat:
 def run_task(self: Any, task_id: str, language: str = "") -> str:
     """The core's job (live_tasks.jobs.task_run_job) with its record and heartbeat."""
     heartbeat = _Heartbeat(task_id)
+    heartbeat.claim()
     try:
         outcome = task_run_job(task_id, language, on_running=heartbeat.start)
     except BaseException:
         heartbeat.stop()
         if heartbeat.started:
             _record_end(task_id, "failed")
+        else:
+            heartbeat.release()
         raise
     heartbeat.stop()
-    if heartbeat.started:  # a skipped run leaves the record of the run that did start it alone
+    if heartbeat.started:
         _record_end(task_id, "finished")
+    else:  # skipped: the record of a run that did start it stays
+        heartbeat.release()
     return outcome
 
 
