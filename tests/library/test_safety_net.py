@@ -181,9 +181,8 @@ def test_a_pass_between_a_tasks_start_and_its_first_heartbeat_leaves_it_alone(qu
     job claims its record first), so a pass that reads the task just then sees a job that has just
     started, not a running task with no job. (On Celery the record was written after the row: a CI
     rehearsal's pass, on a loaded machine, failed such a task as lost.)"""
-    import live_tasks.jobs
+    from live_tasks.state import task_mark_running as mark_running
 
-    mark_running = live_tasks.jobs.task_mark_running
     passes: list[dict[str, int]] = []
 
     def mark_running_then_a_pass(task_id):
@@ -191,7 +190,7 @@ def test_a_pass_between_a_tasks_start_and_its_first_heartbeat_leaves_it_alone(qu
         passes.append(tasks_reconcile())
         return task
 
-    monkeypatch.setattr(live_tasks.jobs, "task_mark_running", mark_running_then_a_pass)
+    monkeypatch.setattr("live_tasks.jobs.task_mark_running", mark_running_then_a_pass)
     task = TaskFactory(kind=TEST_STEPS, params={"steps": 1})
     from live_tasks.queue import task_job_enqueue
 
