@@ -110,7 +110,8 @@ class _Heartbeat:
             redisclients.rq_connection().delete(_record_key(self.task_id))
 
     def start(self) -> None:
-        _record_write(self.task_id, phase="started", pid=str(os.getpid()))
+        if not self.claimed:  # an earlier delivery's record: this run's from now on
+            _record_write(self.task_id, phase="started", pid=str(os.getpid()))
         self.started = True
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{self.task_id}", daemon=True)
         self._thread.start()
