@@ -93,6 +93,13 @@ def start(doc: str, database: str) -> argparse.Namespace:
 
     django.setup()
     call_command("migrate", verbosity=0)
+    if args.database == "postgres":
+        from django.db import connection
+
+        # The server here runs without autovacuum, and the import benchmark deletes and re-creates
+        # millions of posts: their dead rows made the next benchmark's exports 7× slower (run R).
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM (ANALYZE)")
     flush_redis()
     return args
 

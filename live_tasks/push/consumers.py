@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs
 
 import orjson
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.utils import timezone
@@ -115,6 +116,17 @@ class SessionFeedConsumer(AsyncWebsocketConsumer):
     async def send_json(self, payload: dict[str, Any]) -> None:
         if not self.ended:
             await self.send(text_data=orjson.dumps(payload).decode())
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch without its `aclose_old_connections()` before every message: a hop
+        to a thread and back, for each push on each socket (most of a daphne's thread hand-offs
+        during a burst, docs/performance.md), while every database read here goes through
+        `database_sync_to_async`, which closes stale connections itself. A subclass's handlers
+        must read the database the same way."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     # --- Connection -------------------------------------------------------------------------
 

@@ -229,6 +229,27 @@ async def test_changes_made_through_the_state_api_are_pushed_in_order(user):
         assert await ws.receive_nothing(timeout=QUIET), "one message per change"
 
 
+async def test_pushes_reach_the_socket_without_a_thread_hop_each(user, monkeypatch):
+    """Channels' dispatch hops to a thread before every message to close stale database
+    connections; a push never reads the database, and on a busy daphne those hops (one per push
+    per socket) were most of its thread hand-offs (docs/performance.md, run R)."""
+    hops: list[str] = []
+
+    async def counted_hop() -> None:
+        hops.append("close_old_connections")
+
+    monkeypatch.setattr("channels.consumer.aclose_old_connections", counted_hop)
+    task, cookie = await run_db(lambda: (TaskFactory(user=user), session_cookie(user)))()
+    async with socket(cookie) as ws:
+        await receive_snapshot(ws)
+        await run_db(task_mark_running)(task.id)
+        for percent in (10, 20, 30):
+            await run_db(ProgressReporter(task.id, interval=0).__call__)(percent, 100, detail=f"{percent} of 100")
+        pushed = [await receive_task(ws) for _ in range(4)]
+    assert [message["progress"] for message in pushed] == [0, 10, 20, 30]
+    assert hops == []
+
+
 async def test_a_change_that_the_state_api_refuses_is_not_pushed(user):
     """A late write on a finished task changes nothing, so nothing is announced."""
     task, cookie = await run_db(
