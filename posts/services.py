@@ -124,7 +124,7 @@ def posts_stage(*, author: User, batch_id: uuid.UUID, posts: Iterable[tuple[str,
     new = posts if isinstance(posts, NewPosts) else posts_prepare(posts)
     if connection.vendor == "postgresql":
         with transaction.atomic():
-            return _posts_stage_postgresql(author=author, batch=batch_id, new=new)
+            return _posts_stage_postgresql(batch=batch_id, new=new)
     present = set(
         Post.all_objects.by_author(author)
         .visible_or_in_batch(batch_id)
@@ -155,31 +155,33 @@ def _batch_lock(batch_id: uuid.UUID) -> None:
         raise BatchNotPending(batch_id)
 
 
-def _posts_stage_postgresql(*, author: User, batch: uuid.UUID, new: NewPosts) -> int:
+def _posts_stage_postgresql(*, batch: uuid.UUID, new: NewPosts) -> int:
     """posts_stage on PostgreSQL: the batch's lock and one INSERT of the posts, sent as arrays,
     each post checked against the author's as it goes in; one round trip before the commit.
 
     Runs in the caller's transaction. The lock is _batch_lock's, taken by the statement itself.
     The check is one probe of the (author, fingerprint) index per post, whatever the statistics
-    say: planned as a join (`fingerprint IN (...)`, an anti-join), it is estimated from the
-    author's row count in the statistics, which an import outgrows as it runs (its staged rows
-    count too), and PostgreSQL then reads every post of the author for each batch: the import
-    slows as it goes. OFFSET 0 keeps the NOT EXISTS a subplan run per row.
+    say. They describe the author before the import, which it outgrows as it runs (its staged
+    rows count too), and a plan chosen from them reads every post of the author for each batch
+    or each post: planned as a join (`fingerprint IN (...)`, an anti-join), or, for an author the
+    statistics show without posts, a probe of the author-only index with the fingerprint as a
+    filter. So the probe is a subplan run per row (OFFSET 0 keeps it one), and the author it
+    compares with is the locked batch row's, unknown when the statement is planned.
     """
     table, batches = Post._meta.db_table, PendingBatch._meta.db_table
     sql = f"""
         WITH batch AS (
-            SELECT id FROM {batches} WHERE id = %(batch)s AND NOT discarding FOR UPDATE
+            SELECT id, author_id FROM {batches} WHERE id = %(batch)s AND NOT discarding FOR UPDATE
         ), added AS (
             INSERT INTO {table} (author_id, body, created_at, fingerprint, batch_id)
-            SELECT %(author)s, new.body, new.created_at, new.fingerprint, batch.id
+            SELECT batch.author_id, new.body, new.created_at, new.fingerprint, batch.id
             FROM batch, unnest(%(bodies)b::text[], %(dates)b::timestamptz[], %(fingerprints)b::bigint[])
                 AS new(body, created_at, fingerprint)
             WHERE NOT EXISTS (
                 SELECT 1 FROM {table} AS p
-                WHERE p.author_id = %(author)s AND p.fingerprint = new.fingerprint
+                WHERE p.author_id = batch.author_id AND p.fingerprint = new.fingerprint
                     AND p.body = new.body AND p.created_at = new.created_at
-                    AND (p.batch_id IS NULL OR p.batch_id = %(batch)s
+                    AND (p.batch_id IS NULL OR p.batch_id = batch.id
                          OR NOT EXISTS (SELECT 1 FROM {batches} AS b WHERE b.id = p.batch_id))
                 OFFSET 0
             )
@@ -188,7 +190,6 @@ def _posts_stage_postgresql(*, author: User, batch: uuid.UUID, new: NewPosts) ->
         SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM added)
     """  # noqa: S608 -- our own tables
     params = {
-        "author": author.pk,
         "batch": batch,
         "bodies": [body for body, _ in new.posts],
         "dates": [created_at for _, created_at in new.posts],

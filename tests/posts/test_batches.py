@@ -12,7 +12,14 @@ from django.db import connection
 from django.db.models.signals import pre_delete
 
 from posts.models import PendingBatch, Post
-from posts.services import BatchNotPending, posts_batch_delete, posts_batch_open, posts_batch_reveal, posts_stage
+from posts.services import (
+    BatchNotPending,
+    posts_batch_delete,
+    posts_batch_open,
+    posts_batch_reveal,
+    posts_seed,
+    posts_stage,
+)
 from tests.factories import UserFactory
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -43,6 +50,26 @@ def test_a_stage_skips_what_the_author_has_or_this_batch_has_and_nothing_else(db
     assert sorted(bodies) == ["Another author's", "New", "Pending elsewhere", "Staged here"]
     # The same body at another date is another post.
     assert posts_stage(author=user, batch_id=batch, posts=[("Visible", datetime(2024, 1, 2, tzinfo=UTC))]) == 1
+
+
+def test_a_stage_probes_each_post_without_reading_the_authors_other_posts(db):
+    """PostgreSQL: planned from statistics taken when the author had no posts, the probe for a
+    post already present must still be one look-up of (author, fingerprint), not a read of every
+    post the author has since gained (an import of a million posts would slow to a crawl)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the plan of PostgreSQL's staging statement; SQLite stages through the ORM")
+    user, batch = UserFactory(), uuid.uuid4()
+    posts_seed(author=UserFactory(), count=20_000)  # a table of other people's posts
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE posts_post")  # the statistics now say this author has no posts
+    posts_seed(author=user, count=3000)
+    posts_batch_open(author=user, batch_id=batch)
+
+    assert posts_stage(author=user, batch_id=batch, posts=some_posts(500)) == 500
+    with connection.cursor() as cursor:  # this transaction's reads so far
+        cursor.execute("SELECT idx_tup_fetch FROM pg_stat_xact_user_tables WHERE relname = 'posts_post'")
+        (fetched,) = cursor.fetchone()
+    assert fetched < 500 * 10, f"{fetched:,} rows read through an index to stage 500 new posts"
 
 
 def test_staging_into_a_batch_that_is_gone_adds_nothing(db):
