@@ -7,12 +7,16 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
+from psycopg import pq
+from psycopg.abc import DumperKey
+from psycopg.abc import Transformer as AbcTransformer
+from psycopg.adapt import Dumper, PyFormat, Transformer
 from redis.exceptions import RedisError
 
 from live_tasks.ratelimits import Limit, RateLimited
@@ -106,12 +110,54 @@ class NewPosts:
 
     posts: list[tuple[str, datetime]]  # (body, created_at)
     fingerprints: list[int]
+    # PostgreSQL: bodies, dates and fingerprints as the statement's binary array parameters.
+    arrays: tuple[_BinaryArray, _BinaryArray, _BinaryArray] | None = None
 
 
 def posts_prepare(posts: Iterable[tuple[str, datetime]]) -> NewPosts:
-    """The database-free half of posts_stage, which an importer may run ahead in another thread."""
+    """The half of posts_stage that needs no database connection, which an importer may run
+    ahead in another thread: the repeats removed, the fingerprints, on PostgreSQL the arrays."""
     unique = list(dict.fromkeys(posts))  # a repeat among these posts is one post
-    return NewPosts(unique, [post_fingerprint(body, created_at) for body, created_at in unique])
+    fingerprints = [post_fingerprint(body, created_at) for body, created_at in unique]
+    if connections[DEFAULT_DB_ALIAS].vendor != "postgresql":
+        return NewPosts(unique, fingerprints)
+    transformer = Transformer(psycopg.adapters)
+    bodies, dates = [body for body, _ in unique], [created_at for _, created_at in unique]
+    arrays = (
+        _BinaryArray(transformer, bodies),
+        _BinaryArray(transformer, dates),
+        _BinaryArray(transformer, fingerprints),
+    )
+    return NewPosts(unique, fingerprints, arrays)
+
+
+class _BinaryArray:
+    """A list already dumped into PostgreSQL's binary array format: 2 ms of Python for a batch of
+    2,000 posts, which the thread that writes need not spend (_BinaryArrayDumper sends it)."""
+
+    __slots__ = ("data", "oid")
+    data: bytes
+    oid: int
+
+    def __init__(self, transformer: AbcTransformer, values: list[Any]) -> None:
+        dumper = transformer.get_dumper(values, PyFormat.BINARY)
+        self.data, self.oid = bytes(dumper.dump(values) or b""), dumper.oid
+
+
+class _BinaryArrayDumper(Dumper):
+    format = pq.Format.BINARY
+
+    def get_key(self, obj: _BinaryArray, format: PyFormat) -> DumperKey:
+        # One dumper per array type, as psycopg's own list dumpers (any hashable key will do).
+        return cast("DumperKey", (type(obj), obj.oid))
+
+    def upgrade(self, obj: _BinaryArray, format: PyFormat) -> Dumper:
+        dumper = type(self)(type(obj))
+        dumper.oid = obj.oid
+        return dumper
+
+    def dump(self, obj: _BinaryArray) -> bytes | None:
+        return obj.data
 
 
 def posts_stage(*, author: User, batch_id: uuid.UUID, posts: Iterable[tuple[str, datetime]] | NewPosts) -> int:
@@ -189,18 +235,17 @@ def _posts_stage_postgresql(*, batch: uuid.UUID, new: NewPosts) -> int:
         )
         SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM added)
     """  # noqa: S608 -- our own tables
-    params = {
-        "batch": batch,
-        "bodies": [body for body, _ in new.posts],
-        "dates": [created_at for _, created_at in new.posts],
-        "fingerprints": new.fingerprints,
-    }
+    arrays = new.arrays or posts_prepare(new.posts).arrays
+    assert arrays is not None  # posts_prepare dumps them when the database is PostgreSQL
+    bodies, dates, fingerprints = arrays
+    params = {"batch": batch, "bodies": bodies, "dates": dates, "fingerprints": fingerprints}
     # psycopg's own cursor, on Django's connection and in its transaction: bound on the server and
     # sent in binary (%b), the arrays are not quoted into the SQL text as by Django's client-side
     # cursor, nor is a model built and compiled per row as by bulk_create. Pipelined: the
     # transaction's BEGIN, the settings and the statement go in one round trip.
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
+        cursor.adapters.register_dumper(_BinaryArray, _BinaryArrayDumper)
         with cursor.connection.pipeline():
             # The plan's cost is estimated high (a subplan per row of an array of unknown length),
             # past jit_above_cost: compiling it would take longer (~145 ms) than running it (~20
