@@ -119,8 +119,8 @@ def posts_prepare(posts: Iterable[tuple[str, datetime]]) -> NewPosts:
     ahead in another thread: the repeats removed, the fingerprints, on PostgreSQL the arrays."""
     unique = list(dict.fromkeys(posts))  # a repeat among these posts is one post
     fingerprints = [post_fingerprint(body, created_at) for body, created_at in unique]
-    if connections[DEFAULT_DB_ALIAS].vendor != "postgresql":
-        return NewPosts(unique, fingerprints)
+    if not unique or connections[DEFAULT_DB_ALIAS].vendor != "postgresql":
+        return NewPosts(unique, fingerprints)  # (psycopg dumps an empty list as text, not binary)
     transformer = Transformer(psycopg.adapters)
     bodies, dates = [body for body, _ in unique], [created_at for _, created_at in unique]
     arrays = (
@@ -236,8 +236,7 @@ def _posts_stage_postgresql(*, batch: uuid.UUID, new: NewPosts) -> int:
         SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM added)
     """  # noqa: S608 -- our own tables
     arrays = new.arrays or posts_prepare(new.posts).arrays
-    assert arrays is not None  # posts_prepare dumps them when the database is PostgreSQL
-    bodies, dates, fingerprints = arrays
+    bodies, dates, fingerprints = arrays if arrays is not None else ([], [], [])  # nothing to add
     params = {"batch": batch, "bodies": bodies, "dates": dates, "fingerprints": fingerprints}
     # psycopg's own cursor, on Django's connection and in its transaction: bound on the server and
     # sent in binary (%b), the arrays are not quoted into the SQL text as by Django's client-side

@@ -72,6 +72,15 @@ def test_a_stage_probes_each_post_without_reading_the_authors_other_posts(db):
     assert fetched < 500 * 10, f"{fetched:,} rows read through an index to stage 500 new posts"
 
 
+def test_staging_no_posts_adds_nothing_and_still_refuses_a_batch_that_is_gone(db):
+    user, batch = UserFactory(), uuid.uuid4()
+    posts_batch_open(author=user, batch_id=batch)
+    assert posts_stage(author=user, batch_id=batch, posts=[]) == 0
+    posts_batch_delete(batch_id=batch)
+    with pytest.raises(BatchNotPending):
+        posts_stage(author=user, batch_id=batch, posts=[])
+
+
 def test_staging_into_a_batch_that_is_gone_adds_nothing(db):
     user, batch = UserFactory(), uuid.uuid4()
     posts_batch_open(author=user, batch_id=batch)
