@@ -14,6 +14,27 @@ T = TypeVar("T")
 # While a read-ahead runs, a thread that waits on the database takes the GIL back within this.
 # Python's default, 5 ms, was paid at each of an import batch's round trips (docs/performance.md).
 SWITCH_INTERVAL = 0.0005
+# The interval is the process's: set by the first read-ahead running, restored by the last.
+_running = 0
+_running_lock = threading.Lock()
+_interval_before = sys.getswitchinterval()
+
+
+@contextmanager
+def _short_switch_interval() -> Iterator[None]:
+    global _running, _interval_before  # noqa: PLW0603 -- the process's one interval
+    with _running_lock:
+        if _running == 0:
+            _interval_before = sys.getswitchinterval()
+            sys.setswitchinterval(SWITCH_INTERVAL)
+        _running += 1
+    try:
+        yield
+    finally:
+        with _running_lock:
+            _running -= 1
+            if _running == 0:
+                sys.setswitchinterval(_interval_before)
 
 
 @contextmanager
@@ -56,12 +77,10 @@ def read_ahead(items: Iterable[T], *, depth: int) -> Iterator[Iterator[T]]:
                 raise value
 
     producer = threading.Thread(target=produce, name="read-ahead", daemon=True)
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(SWITCH_INTERVAL)
-    producer.start()
-    try:
-        yield consume()
-    finally:
-        stop.set()
-        producer.join()
-        sys.setswitchinterval(interval)
+    with _short_switch_interval():
+        producer.start()
+        try:
+            yield consume()
+        finally:
+            stop.set()
+            producer.join()

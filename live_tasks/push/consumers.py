@@ -119,8 +119,8 @@ class SessionFeedConsumer(AsyncWebsocketConsumer):
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch without its `aclose_old_connections()` before every message: a hop
-        to a thread and back, for each push on each socket (most of a daphne's thread hand-offs
-        during a burst, docs/performance.md), while every database read here goes through
+        to a thread and back for each push on each socket (9% of a daphne's busy time in the burst
+        benchmark, docs/performance.md), while every database read here goes through
         `database_sync_to_async`, which closes stale connections itself. A subclass's handlers
         must read the database the same way."""
         handler = getattr(self, get_handler_name(message), None)

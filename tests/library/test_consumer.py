@@ -232,7 +232,7 @@ async def test_changes_made_through_the_state_api_are_pushed_in_order(user):
 async def test_pushes_reach_the_socket_without_a_thread_hop_each(user, monkeypatch):
     """Channels' dispatch hops to a thread before every message to close stale database
     connections; a push never reads the database, and on a busy daphne those hops (one per push
-    per socket) were most of its thread hand-offs (docs/performance.md, run R)."""
+    per socket) took 9% of its time (docs/performance.md, run R)."""
     hops: list[str] = []
 
     async def counted_hop() -> None:
