@@ -45,12 +45,14 @@ def count_connections() -> None:
 
 
 def sample_task() -> dict:
+    from django.contrib.auth import get_user_model
     from django.utils import timezone
 
     from live_tasks import task_to_dict
     from live_tasks.models import Task
 
-    task = Task(user_id=1, kind="export_posts", status="running", progress=42, seq=7, started_at=timezone.now())
+    owner = get_user_model()(pk=1, username="bench-publish")  # unsaved: whichever users the database has
+    task = Task(user=owner, kind="export_posts", status="running", progress=42, seq=7, started_at=timezone.now())
     return task_to_dict(task) | {"detail": "420,000 of 1,000,000 posts"}
 
 
