@@ -165,7 +165,8 @@ def posts_stage(*, author: User, batch_id: uuid.UUID, posts: Iterable[tuple[str,
 
     A post whose body and created_at equal one the author already has (or one already staged in
     this batch) is skipped. Returns how many were added. Raises BatchNotPending, adding nothing,
-    once the batch is gone or being discarded (see posts/models.py).
+    once the batch is gone or being discarded (see posts/models.py). `author` is the batch's, as
+    posts_batch_open recorded it (on PostgreSQL the statement reads it from the batch's row).
     """
     new = posts if isinstance(posts, NewPosts) else posts_prepare(posts)
     if connection.vendor == "postgresql":
@@ -193,9 +194,10 @@ def _batch_lock(batch_id: uuid.UUID) -> None:
     """Lock the batch's row until the caller's transaction commits, or raise BatchNotPending.
 
     A discard marks the row first, so it waits for this transaction (and then deletes its posts
-    too), or this one sees the mark and adds nothing. PostgreSQL: FOR UPDATE. SQLite ignores FOR
-    UPDATE, but every transaction here is BEGIN IMMEDIATE (project/settings.py), which takes the
-    database's one write lock before this read: the discard's mark cannot come in between either.
+    too), or this one sees the mark and adds nothing. PostgreSQL: FOR UPDATE (posts_stage takes it
+    inside its one statement instead). SQLite ignores FOR UPDATE, but every transaction here is
+    BEGIN IMMEDIATE (project/settings.py), which takes the database's one write lock before this
+    read: the discard's mark cannot come in between either.
     """
     if not PendingBatch.objects.select_for_update().filter(pk=batch_id, discarding=False).exists():
         raise BatchNotPending(batch_id)
