@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from psycopg import pq
 from psycopg.abc import DumperKey
@@ -119,7 +119,7 @@ def posts_prepare(posts: Iterable[tuple[str, datetime]]) -> NewPosts:
     ahead in another thread: the repeats removed, the fingerprints, on PostgreSQL the arrays."""
     unique = list(dict.fromkeys(posts))  # a repeat among these posts is one post
     fingerprints = [post_fingerprint(body, created_at) for body, created_at in unique]
-    if not unique or connections[DEFAULT_DB_ALIAS].vendor != "postgresql":
+    if not unique or connection.vendor != "postgresql":
         return NewPosts(unique, fingerprints)  # (psycopg dumps an empty list as text, not binary)
     transformer = Transformer(psycopg.adapters)
     bodies, dates = [body for body, _ in unique], [created_at for _, created_at in unique]
@@ -237,9 +237,8 @@ def _posts_stage_postgresql(*, batch: uuid.UUID, new: NewPosts) -> int:
         )
         SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM added)
     """  # noqa: S608 -- our own tables
-    arrays = new.arrays or posts_prepare(new.posts).arrays
-    bodies, dates, fingerprints = arrays if arrays is not None else ([], [], [])  # nothing to add
-    params = {"batch": batch, "bodies": bodies, "dates": dates, "fingerprints": fingerprints}
+    bodies, dates, fingerprints = new.arrays or ([], [], [])  # none: no posts to add
+    params: dict[str, Any] = {"batch": batch, "bodies": bodies, "dates": dates, "fingerprints": fingerprints}
     # psycopg's own cursor, on Django's connection and in its transaction: bound on the server and
     # sent in binary (%b), the arrays are not quoted into the SQL text as by Django's client-side
     # cursor, nor is a model built and compiled per row as by bulk_create. Pipelined: the
